@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket API under ``/api``: parse, call one domain function, serialise."""

@@ -1,0 +1,115 @@
+"""The ASGI application: routers under ``/api``, error mapping, body limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from headrace import __version__
+from headrace.api import admin, events, flow_runs, flows, logs, sockets, task_runs
+from headrace.api.responses import JSON
+from headrace.errors import AlreadyExists, InvalidInput, NotFound, Unavailable
+from headrace.server import Server
+
+
+def create_app(server: Server) -> FastAPI:
+    """Build the app around a ``Server``; its lifespan starts and stops the server."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    app = FastAPI(
+        title="headrace",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        default_response_class=JSON,
+    )
+    app.state.server = server
+    api = APIRouter(prefix="/api")
+    for module in (admin, flows, flow_runs, task_runs, logs, events, sockets):
+        api.include_router(module.router)
+    app.include_router(api)
+    _install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=server.settings.max_body_bytes)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def answer(status: int) -> Any:
+        async def handler(_request: Request, exc: Exception) -> Response:
+            return JSON({"detail": str(exc)}, status_code=status)
+
+        return handler
+
+    app.add_exception_handler(NotFound, answer(404))
+    app.add_exception_handler(AlreadyExists, answer(409))
+    app.add_exception_handler(InvalidInput, answer(422))
+
+    async def unavailable(_request: Request, exc: Exception) -> Response:
+        retry = getattr(exc, "retry_after", 1.0)
+        return JSON({"detail": str(exc)}, status_code=503, headers={"Retry-After": f"{retry:g}"})
+
+    app.add_exception_handler(Unavailable, unavailable)
+
+    async def invalid_request(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()
+        ]
+        return JSON({"detail": errors, "exception_message": "Invalid request received."}, 422)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request body exceeds the {self.max_bytes} byte limit"
+        await JSON({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass

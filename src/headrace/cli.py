@@ -1,0 +1,138 @@
+"""``headrace`` command line: server start, db upgrade/reset, version."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from headrace import PREFECT_COMPAT_VERSION, __version__
+from headrace.errors import ConfigError
+from headrace.settings import Settings, from_env
+
+logger = logging.getLogger("headrace")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return settings.replace(**changes) if changes else settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+def main() -> None:
+    """headrace: a light orchestration server for the Prefect 3 client."""
+
+
+@main.command()
+def version() -> None:
+    """Print headrace's version and the Prefect API version it speaks."""
+    click.echo(f"headrace {__version__} (Prefect API {PREFECT_COMPAT_VERSION})")
+
+
+@main.group()
+def server() -> None:
+    """Run the API server."""
+
+
+@server.command("start")
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default 4200).")
+@click.option("--no-services", is_flag=True, help="Serve the API only; run no services.")
+def server_start(host: str | None, port: int | None, no_services: bool) -> None:
+    """Apply migrations, then serve the API (and the services) until SIGINT/SIGTERM."""
+    settings = _settings(host=host, port=port, services=False if no_services else None)
+    _configure_logging(settings.log_level)
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from headrace.api.app import create_app
+    from headrace.events.durable_ws import DurableAckWSProtocol
+    from headrace.server import Server
+    from headrace.storage import migrate
+    from headrace.storage.db import Database
+
+    migrations_db = Database(settings, component="migrate")
+    try:
+        await migrate.upgrade(migrations_db)
+    finally:
+        await migrations_db.dispose()
+    app = create_app(Server(settings, services=settings.services))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws=DurableAckWSProtocol,
+        ws_max_size=settings.max_event_bytes,
+        ws_ping_interval=None,
+        lifespan="on",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+    )
+    logger.info(
+        "headrace %s serving http://%s:%d/api (database: %s, services: %s)",
+        __version__,
+        settings.host,
+        settings.port,
+        "sqlite" if settings.is_sqlite else "postgresql",
+        "on" if settings.services else "off",
+    )
+    await uvicorn.Server(config).serve()
+
+
+@main.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = _settings()
+    _configure_logging(settings.log_level)
+    asyncio.run(_migrate(settings, reset=False))
+    click.echo("database is up to date")
+
+
+@db.command("reset")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def db_reset(yes: bool) -> None:
+    """Drop all headrace data and recreate the schema."""
+    settings = _settings()
+    if not yes:
+        click.confirm(f"Erase every headrace table in {settings.database_url}?", abort=True)
+    _configure_logging(settings.log_level)
+    asyncio.run(_migrate(settings, reset=True))
+    click.echo("database was reset")
+
+
+async def _migrate(settings: Settings, reset: bool) -> None:
+    from headrace.storage import migrate
+    from headrace.storage.db import Database
+
+    database = Database(settings, component="migrate")
+    try:
+        await (migrate.reset(database) if reset else migrate.upgrade(database))
+    finally:
+        await database.dispose()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

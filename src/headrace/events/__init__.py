@@ -1,0 +1,1 @@
+"""Events: ingest over /events/in, the pipeline that stores and fans them out."""

@@ -1,0 +1,161 @@
+"""Bounded ingestion with group commit.
+
+Producers ``await put(...)``: when the queue is full they wait, which stops the
+WebSocket handler from reading, which pauses the socket — TCP backpressure instead
+of drops. One consumer drains the queue in batches (flushed when full or
+``flush_ms`` after the first item), writes events, event resources and the task-run
+recorder's rows in one short transaction, then confirms each producer's sequence
+number (so a WebSocket pong can mean "durable") and publishes to live subscribers.
+A failed write is retried with backoff; nothing accepted is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from headrace.events import recorder
+from headrace.events.stream import Broadcaster
+from headrace.settings import Settings
+from headrace.storage import events as event_store
+from headrace.storage import task_runs
+from headrace.storage.db import Database
+from headrace.types import WireDict
+
+logger = logging.getLogger(__name__)
+
+Confirm = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    event: WireDict | None  # None marks a message that was rejected but must still be confirmed
+    confirm: Confirm | None = None
+    seq: int = 0
+
+
+class Pipeline:
+    """The single path by which events reach storage and subscribers.
+
+    Args:
+        db: where events are written.
+        settings: queue bound, batch size, flush delay.
+        broadcaster: live subscribers (``/events/out``) fed after each commit.
+    """
+
+    def __init__(self, db: Database, settings: Settings, broadcaster: Broadcaster) -> None:
+        self.db = db
+        self.broadcaster = broadcaster
+        self.batch_size = settings.events_batch_size
+        self.flush_seconds = settings.events_flush_ms / 1000
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=settings.events_queue_size)
+        self.received = 0
+        self.persisted = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.batches = 0
+        self.write_failures = 0
+        self.last_flush_seconds = 0.0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def put(
+        self, event: WireDict | None, confirm: Confirm | None = None, seq: int = 0
+    ) -> None:
+        """Queue one event (waits while the queue is full)."""
+        if event is None:
+            self.rejected += 1
+        else:
+            self.received += 1
+        self._idle.clear()
+        await self.queue.put(Item(event, confirm, seq))
+
+    async def publish(self, events: list[WireDict]) -> None:
+        """Queue server-made events (e.g. flow-run state changes) after their commit."""
+        for event in events:
+            await self.put(event)
+
+    async def run(self) -> None:
+        """Consume forever: batch, commit, confirm, broadcast."""
+        while True:
+            batch = await self._next_batch()
+            await self._flush(batch)
+
+    async def _next_batch(self) -> list[Item]:
+        if self.queue.empty():
+            self._idle.set()
+        batch = [await self.queue.get()]
+        deadline = time.monotonic() + self.flush_seconds
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self.queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _flush(self, batch: list[Item]) -> None:
+        unique: dict[str, WireDict] = {}
+        for item in batch:
+            if item.event is not None:
+                unique.setdefault(item.event["id"], item.event)
+        events = list(unique.values())
+        inserted: set[str] = set()
+        delay = 0.05
+        started = time.monotonic()
+        while events:
+            try:
+                async with self.db.write() as conn:
+                    inserted = await event_store.insert_events(conn, events)
+                    fresh = [e for e in events if e["id"] in inserted]
+                    await task_runs.record(conn, recorder.fold(fresh), datetime.now(UTC))
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.write_failures += 1
+                logger.exception("event batch of %d failed to commit; retrying", len(events))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.last_flush_seconds = time.monotonic() - started
+        self.batches += 1
+        self.persisted += len(inserted)
+        self.duplicates += len(events) - len(inserted)
+        self._confirm(batch)
+        if inserted:
+            self.broadcaster.publish([e for e in events if e["id"] in inserted])
+
+    @staticmethod
+    def _confirm(batch: list[Item]) -> None:
+        highest: dict[Confirm, int] = {}
+        for item in batch:
+            if item.confirm is not None:
+                highest[item.confirm] = max(highest.get(item.confirm, 0), item.seq)
+        for confirm, seq in highest.items():
+            confirm(seq)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until everything queued so far is committed; False on timeout."""
+        try:
+            await asyncio.wait_for(self._wait_idle(), timeout)
+            return True
+        except TimeoutError:
+            logger.warning(
+                "event queue not drained in %.1fs (%d left)", timeout, self.queue.qsize()
+            )
+            return False
+
+    async def _wait_idle(self) -> None:
+        while not (self.queue.empty() and self._idle.is_set()):
+            await asyncio.sleep(0.01)

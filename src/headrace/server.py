@@ -1,0 +1,52 @@
+"""The parts of one headrace process, wired explicitly, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from headrace.events.pipeline import Pipeline
+from headrace.events.stream import Broadcaster
+from headrace.services.retention import Retention
+from headrace.services.supervisor import Supervisor
+from headrace.settings import Settings
+from headrace.storage.db import Database
+
+logger = logging.getLogger(__name__)
+
+
+class Server:
+    """Settings, storage, the event pipeline and the services of one process.
+
+    Args:
+        settings: the frozen settings.
+        services: run the background services (``--no-services`` turns them off).
+    """
+
+    def __init__(self, settings: Settings, services: bool = True) -> None:
+        self.settings = settings
+        self.db = Database(settings, component="api")
+        self.broadcaster = Broadcaster()
+        self.pipeline = Pipeline(self.db, settings, self.broadcaster)
+        self.retention = Retention(self.db, settings)
+        self.supervisor = Supervisor()
+        self.supervisor.add("event-pipeline", self.pipeline.run)
+        if services:
+            self.supervisor.add("retention", self.retention.loop)
+
+    async def start(self) -> None:
+        self.supervisor.start()
+
+    async def stop(self) -> None:
+        """Stop every part independently: one failing stop does not skip the others."""
+        deadline = self.settings.shutdown_timeout
+        steps = (
+            ("flush event queue", lambda: self.pipeline.drain(deadline)),
+            ("stop services", lambda: self.supervisor.stop(deadline)),
+            ("close database", self.db.dispose),
+        )
+        for name, step in steps:
+            try:
+                await asyncio.wait_for(step(), deadline + 1)
+            except Exception:
+                logger.exception("shutdown step %r failed", name)

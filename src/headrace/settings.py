@@ -1,0 +1,143 @@
+"""One frozen settings object, read from ``HEADRACE_*`` environment variables at the edge."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from headrace.errors import ConfigError
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one headrace process.
+
+    Attributes mirror the environment variables in ``ENV`` (see ``from_env``).
+    """
+
+    home: Path = field(default_factory=lambda: Path("~/.headrace").expanduser())
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 4200
+    log_level: str = "INFO"
+    services: bool = True
+    events_retention_days: float = 7.0
+    logs_retention_days: float = 7.0
+    retention_chunk: int = 5000
+    events_queue_size: int = 10_000
+    events_batch_size: int = 1000
+    events_flush_ms: float = 5.0
+    events_backfill_minutes: float = 15.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_event_bytes: int = 1024 * 1024
+    db_pool_size: int = 10
+    pg_statement_timeout_ms: int = 30_000
+    pg_idle_in_transaction_timeout_ms: int = 10_000
+    shutdown_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            db_file = self.home / "headrace.db"
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{db_file}")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with ``changes`` applied (used by CLI flags)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive integer")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a positive number")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError("must be a TCP port between 1 and 65535")
+    return number
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _database_url(value: str) -> str:
+    if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    return value
+
+
+def _path(value: str) -> Path:
+    if not value:
+        raise ValueError("must not be empty")
+    return Path(value).expanduser()
+
+
+# environment variable -> (field, parser)
+ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "HEADRACE_HOME": ("home", _path),
+    "HEADRACE_DATABASE_URL": ("database_url", _database_url),
+    "HEADRACE_HOST": ("host", str),
+    "HEADRACE_PORT": ("port", _port),
+    "HEADRACE_LOG_LEVEL": ("log_level", _log_level),
+    "HEADRACE_EVENTS_RETENTION_DAYS": ("events_retention_days", _positive_float),
+    "HEADRACE_LOGS_RETENTION_DAYS": ("logs_retention_days", _positive_float),
+    "HEADRACE_RETENTION_CHUNK": ("retention_chunk", _positive_int),
+    "HEADRACE_EVENTS_QUEUE_SIZE": ("events_queue_size", _positive_int),
+    "HEADRACE_EVENTS_BATCH_SIZE": ("events_batch_size", _positive_int),
+    "HEADRACE_EVENTS_FLUSH_MS": ("events_flush_ms", _positive_float),
+    "HEADRACE_EVENTS_BACKFILL_MINUTES": ("events_backfill_minutes", _positive_float),
+    "HEADRACE_MAX_BODY_BYTES": ("max_body_bytes", _positive_int),
+    "HEADRACE_MAX_EVENT_BYTES": ("max_event_bytes", _positive_int),
+    "HEADRACE_DB_POOL_SIZE": ("db_pool_size", _positive_int),
+    "HEADRACE_PG_STATEMENT_TIMEOUT_MS": ("pg_statement_timeout_ms", _positive_int),
+    "HEADRACE_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS": (
+        "pg_idle_in_transaction_timeout_ms",
+        _positive_int,
+    ),
+    "HEADRACE_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _positive_float),
+}
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``HEADRACE_*`` variables.
+
+    Args:
+        environ: the environment to read; ``os.environ`` when omitted.
+
+    Raises:
+        ConfigError: naming the first variable whose value is invalid.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, (attr, parse) in ENV.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[attr] = parse(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, named queries, one migration history for SQLite and Postgres."""

@@ -1,0 +1,276 @@
+"""Flow runs: create, read, update, delete, filter, count, state transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from headrace import names, orchestration
+from headrace.errors import NotFound
+from headrace.orchestration import Decision
+from headrace.storage import filters, runs
+from headrace.storage import tables as t
+from headrace.storage.common import new_id, page, row_dict
+from headrace.types import WireDict
+
+_fr = t.flow_runs.c
+
+# Keys of FlowRunCreate copied to columns as they are.
+_CREATE_COLUMNS = (
+    "flow_version",
+    "deployment_id",
+    "deployment_version",
+    "work_queue_name",
+    "work_queue_id",
+    "work_pool_name",
+    "work_pool_id",
+    "idempotency_key",
+    "parent_task_run_id",
+    "infrastructure_document_id",
+    "created_by",
+)
+_JSON_DEFAULTS: dict[str, Any] = {
+    "parameters": {},
+    "context": {},
+    "empirical_policy": {},
+    "tags": [],
+    "labels": {},
+    "job_variables": {},
+}
+UPDATABLE = frozenset(
+    {
+        "name",
+        "flow_version",
+        "parameters",
+        "empirical_policy",
+        "tags",
+        "infrastructure_pid",
+        "job_variables",
+        "labels",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The outcome of a set_state call, with what the caller needs to emit an event."""
+
+    decision: Decision
+    run: WireDict
+    written: WireDict | None
+    previous: WireDict | None
+    flow_name: str
+
+
+def _policy(raw: dict[str, Any] | None) -> dict[str, Any]:
+    policy = {
+        "max_retries": 0,
+        "retry_delay_seconds": 0.0,
+        "retries": 0,
+        "retry_delay": 0,
+        "pause_keys": [],
+        "resuming": False,
+        "retry_type": None,
+    }
+    policy.update({k: v for k, v in (raw or {}).items() if v is not None})
+    return policy
+
+
+async def create_flow_run(
+    conn: AsyncConnection, body: WireDict, now: datetime
+) -> tuple[WireDict, bool]:
+    """Insert a flow run (or return the one with the same idempotency key)."""
+    flow_id = body["flow_id"]
+    key = body.get("idempotency_key")
+    if key is not None:
+        existing = await conn.execute(
+            sa.select(t.flow_runs).where(_fr.flow_id == flow_id, _fr.idempotency_key == key)
+        )
+        row = existing.first()
+        if row is not None:
+            return runs.wire_run(row_dict(row), now), False
+    flow = (await conn.execute(sa.select(t.flows.c.id).where(t.flows.c.id == flow_id))).first()
+    if flow is None:
+        raise NotFound(f"Flow {flow_id} not found")
+    run_id = body.get("id") or new_id()
+    state, timing = orchestration.initial_state(body.get("state"), now)
+    state = {**state, "state_details": {**state.get("state_details", {}), "flow_run_id": run_id}}
+    state, history = runs.state_row(state, "flow_run_id", run_id, now)
+    labels = {"prefect.flow.id": str(flow_id), **(body.get("labels") or {})}
+    if body.get("deployment_id"):
+        labels["prefect.deployment.id"] = str(body["deployment_id"])
+    row: dict[str, Any] = {
+        "id": run_id,
+        "created": now,
+        "updated": now,
+        "name": body.get("name") or names.run_name(),
+        "flow_id": flow_id,
+        "run_count": 0,
+        "total_run_time": 0.0,
+        "auto_scheduled": False,
+        "infrastructure_pid": None,
+        **{c: body.get(c) for c in _CREATE_COLUMNS},
+        **{c: body.get(c) or default for c, default in _JSON_DEFAULTS.items()},
+        "labels": labels,
+        "empirical_policy": _policy(body.get("empirical_policy")),
+        "expected_start_time": None,
+        "next_scheduled_start_time": None,
+        "start_time": None,
+        "end_time": None,
+        **timing,
+        **runs.current_state_columns(state),
+    }
+    await conn.execute(sa.insert(t.flow_runs), [row])
+    await conn.execute(sa.insert(t.flow_run_states), [history])
+    return runs.wire_run(row, now), True
+
+
+async def _row(conn: AsyncConnection, run_id: str) -> WireDict:
+    row = (await conn.execute(sa.select(t.flow_runs).where(_fr.id == run_id))).first()
+    if row is None:
+        raise NotFound(f"Flow run {run_id} not found")
+    return row_dict(row)
+
+
+async def read_flow_run(conn: AsyncConnection, run_id: str, now: datetime) -> WireDict:
+    return runs.wire_run(await _row(conn, run_id), now)
+
+
+async def update_flow_run(
+    conn: AsyncConnection, run_id: str, changes: WireDict, now: datetime
+) -> None:
+    values = {k: v for k, v in changes.items() if k in UPDATABLE}
+    if "empirical_policy" in values:
+        values["empirical_policy"] = _policy(values["empirical_policy"])
+    result = await conn.execute(
+        sa.update(t.flow_runs).where(_fr.id == run_id).values(**values, updated=now)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"Flow run {run_id} not found")
+
+
+async def merge_labels(
+    conn: AsyncConnection, run_id: str, labels: WireDict, now: datetime
+) -> None:
+    row = await _row(conn, run_id)
+    merged = {**(row.get("labels") or {}), **labels}
+    await conn.execute(
+        sa.update(t.flow_runs).where(_fr.id == run_id).values(labels=merged, updated=now)
+    )
+
+
+async def delete_flow_run(conn: AsyncConnection, run_id: str) -> None:
+    result = await conn.execute(sa.delete(t.flow_runs).where(_fr.id == run_id))
+    if result.rowcount == 0:
+        raise NotFound(f"Flow run {run_id} not found")
+    await conn.execute(sa.delete(t.flow_run_states).where(t.flow_run_states.c.flow_run_id == run_id))
+
+
+def flow_run_where(body: WireDict, dialect: str) -> list[Any]:
+    """WHERE clauses for the filter keys of /flow_runs/filter (and of other resources)."""
+    from headrace.storage import flows, task_runs  # mutual filters
+
+    clauses = []
+    own = filters.where(filters.FLOW_RUN_FIELDS, body.get("flow_runs"), dialect, "flow_runs")
+    if own is not None:
+        clauses.append(own)
+    if body.get("flows"):
+        flow_clause = flows.flow_where({"flows": body["flows"]}, dialect)
+        if flow_clause:
+            clauses.append(_fr.flow_id.in_(sa.select(t.flows.c.id).where(*flow_clause)))
+    if body.get("task_runs"):
+        task_clause = task_runs.task_run_where({"task_runs": body["task_runs"]}, dialect)
+        if task_clause:
+            inner = sa.select(t.task_runs.c.flow_run_id).where(*task_clause)
+            clauses.append(_fr.id.in_(inner))
+    for key, fields in (
+        ("deployments", filters.DEPLOYMENT_ON_FLOW_RUN),
+        ("work_pools", filters.WORK_POOL_ON_FLOW_RUN),
+        ("work_pool_queues", filters.WORK_QUEUE_ON_FLOW_RUN),
+        ("work_queues", filters.WORK_QUEUE_ON_FLOW_RUN),
+    ):
+        clause = filters.where(fields, body.get(key), dialect, key)
+        if clause is not None:
+            clauses.append(clause)
+    return clauses
+
+
+async def filter_flow_runs(
+    conn: AsyncConnection, body: WireDict, limit: int | None, offset: int | None, now: datetime
+) -> list[WireDict]:
+    order = filters.sort_clause(filters.FLOW_RUN_SORTS, body.get("sort"), "ID_DESC")
+    stmt = sa.select(t.flow_runs).where(*flow_run_where(body, conn.dialect.name))
+    rows = await conn.execute(page(stmt.order_by(*order), limit, offset))
+    return [runs.wire_run(row_dict(r), now) for r in rows]
+
+
+async def count_flow_runs(conn: AsyncConnection, body: WireDict) -> int:
+    stmt = sa.select(sa.func.count()).select_from(t.flow_runs)
+    stmt = stmt.where(*flow_run_where(body, conn.dialect.name))
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def set_flow_run_state(
+    conn: AsyncConnection, run_id: str, proposed: WireDict, force: bool, now: datetime
+) -> Transition:
+    """Apply the flow-run rules to ``proposed`` and persist what they decide."""
+    row = await _row(conn, run_id)
+    previous = row.get("state")
+    decision, written = await runs.apply_transition(
+        conn,
+        t.flow_runs,
+        t.flow_run_states,
+        "flow_run_id",
+        row,
+        proposed,
+        orchestration.decide_flow_run,
+        force,
+        now,
+    )
+    after = await _row(conn, run_id) if written is not None else row
+    if written is not None and row.get("parent_task_run_id"):
+        await _mirror_to_parent_task(conn, row, written, now)
+    flow = (await conn.execute(sa.select(t.flows.c.name).where(t.flows.c.id == row["flow_id"])))
+    flow_name = flow.scalar() or ""
+    return Transition(decision, runs.wire_run(after, now), written, previous, flow_name)
+
+
+async def _mirror_to_parent_task(
+    conn: AsyncConnection, row: WireDict, state: WireDict, now: datetime
+) -> None:
+    """A subflow's tracking task run in the parent follows the subflow's state."""
+    from headrace.storage import task_runs  # the two run kinds reference each other
+
+    details = {**state["state_details"], "child_flow_run_id": row["id"]}
+    details.pop("task_run_id", None)
+    copy = {k: state[k] for k in ("type", "name", "message", "data")}
+    copy["state_details"] = details
+    try:
+        await task_runs.set_task_run_state(conn, row["parent_task_run_id"], copy, True, now)
+    except NotFound:
+        pass  # the parent's tracking task was never recorded; nothing to mirror onto
+
+
+async def read_states(conn: AsyncConnection, run_id: str) -> list[WireDict]:
+    h = t.flow_run_states
+    rows = await conn.execute(
+        sa.select(h).where(h.c.flow_run_id == run_id).order_by(h.c.timestamp, h.c.id)
+    )
+    return [runs.wire_state(row_dict(r)) for r in rows]
+
+
+async def read_state(conn: AsyncConnection, state_id: str) -> WireDict:
+    h = t.flow_run_states
+    row = (await conn.execute(sa.select(h).where(h.c.id == state_id))).first()
+    if row is None:
+        raise NotFound(f"Flow run state {state_id} not found")
+    return runs.wire_state(row_dict(row))
+
+
+async def flow_name(conn: AsyncConnection, flow_id: str) -> str:
+    result = await conn.execute(sa.select(t.flows.c.name).where(t.flows.c.id == flow_id))
+    return result.scalar() or ""

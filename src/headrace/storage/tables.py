@@ -1,0 +1,189 @@
+"""The declared schema. Alembic migrations must produce exactly this (tests/migration)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from headrace.storage.columns import Timestamp, json_column, uuid_column
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s__%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s__%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _id() -> sa.Column[str]:
+    return sa.Column("id", uuid_column(), primary_key=True)
+
+
+def _stamps() -> list[sa.Column[object]]:
+    return [
+        sa.Column("created", Timestamp(), nullable=False),
+        sa.Column("updated", Timestamp(), nullable=False),
+    ]
+
+
+def _state_columns() -> list[sa.Column[object]]:
+    """The denormalised current state of a run (the full state also lives in ``state``)."""
+    return [
+        sa.Column("state_id", uuid_column()),
+        sa.Column("state_type", sa.String(16)),
+        sa.Column("state_name", sa.String(64)),
+        sa.Column("state_timestamp", Timestamp()),
+        sa.Column("state", json_column()),
+    ]
+
+
+def _run_timing_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("run_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("expected_start_time", Timestamp()),
+        sa.Column("next_scheduled_start_time", Timestamp()),
+        sa.Column("start_time", Timestamp()),
+        sa.Column("end_time", Timestamp()),
+        sa.Column("total_run_time", sa.Float, nullable=False, server_default="0"),
+    ]
+
+
+def _state_history(name: str, run_column: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        _id(),
+        sa.Column(run_column, uuid_column(), nullable=False),
+        sa.Column("type", sa.String(16), nullable=False),
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("timestamp", Timestamp(), nullable=False),
+        sa.Column("message", sa.Text),
+        sa.Column("data", json_column()),
+        sa.Column("state_details", json_column(), nullable=False),
+        sa.Column("created", Timestamp(), nullable=False),
+        sa.Index(None, run_column, "timestamp"),
+    )
+
+
+flows = sa.Table(
+    "flows",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("tags", json_column(), nullable=False),
+    sa.Column("labels", json_column(), nullable=False),
+    sa.UniqueConstraint("name"),
+)
+
+flow_runs = sa.Table(
+    "flow_runs",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("flow_id", uuid_column(), nullable=False),
+    *_state_columns(),
+    *_run_timing_columns(),
+    sa.Column("deployment_id", uuid_column()),
+    sa.Column("deployment_version", sa.String(255)),
+    sa.Column("work_queue_id", uuid_column()),
+    sa.Column("work_queue_name", sa.String(255)),
+    sa.Column("work_pool_id", uuid_column()),
+    sa.Column("work_pool_name", sa.String(255)),
+    sa.Column("flow_version", sa.String(255)),
+    sa.Column("parameters", json_column(), nullable=False),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("context", json_column(), nullable=False),
+    sa.Column("empirical_policy", json_column(), nullable=False),
+    sa.Column("tags", json_column(), nullable=False),
+    sa.Column("labels", json_column(), nullable=False),
+    sa.Column("parent_task_run_id", uuid_column()),
+    sa.Column("auto_scheduled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("infrastructure_document_id", uuid_column()),
+    sa.Column("infrastructure_pid", sa.String(255)),
+    sa.Column("created_by", json_column()),
+    sa.Column("job_variables", json_column(), nullable=False),
+    sa.Index(None, "flow_id"),
+    sa.Index(None, "state_type", "expected_start_time"),
+    sa.Index(None, "parent_task_run_id"),
+    sa.Index(None, "expected_start_time"),
+    sa.Index(None, "deployment_id"),
+    sa.Index(None, "created"),
+    sa.UniqueConstraint("flow_id", "idempotency_key"),
+)
+
+flow_run_states = _state_history("flow_run_states", "flow_run_id")
+
+task_runs = sa.Table(
+    "task_runs",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("flow_run_id", uuid_column()),
+    sa.Column("task_key", sa.String(255), nullable=False),
+    sa.Column("dynamic_key", sa.String(255), nullable=False),
+    sa.Column("cache_key", sa.Text),
+    sa.Column("cache_expiration", Timestamp()),
+    sa.Column("task_version", sa.String(255)),
+    sa.Column("empirical_policy", json_column(), nullable=False),
+    sa.Column("tags", json_column(), nullable=False),
+    sa.Column("labels", json_column(), nullable=False),
+    sa.Column("task_inputs", json_column(), nullable=False),
+    *_state_columns(),
+    *_run_timing_columns(),
+    sa.Column("flow_run_run_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Index(None, "flow_run_id", "task_key", "dynamic_key", unique=True),
+    sa.Index(None, "state_type"),
+    sa.Index(None, "expected_start_time"),
+    sa.Index(None, "created"),
+)
+
+task_run_states = _state_history("task_run_states", "task_run_id")
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    _id(),
+    sa.Column("created", Timestamp(), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("level", sa.SmallInteger, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("timestamp", Timestamp(), nullable=False),
+    sa.Column("flow_run_id", uuid_column()),
+    sa.Column("task_run_id", uuid_column()),
+    sa.Column("worker_id", uuid_column()),
+    sa.Index(None, "flow_run_id", "timestamp"),
+    sa.Index(None, "task_run_id", "timestamp"),
+    sa.Index(None, "timestamp"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    _id(),
+    sa.Column("occurred", Timestamp(), nullable=False),
+    sa.Column("received", Timestamp(), nullable=False),
+    sa.Column("event", sa.String(255), nullable=False),
+    sa.Column("resource_id", sa.String(255), nullable=False),
+    sa.Column("resource", json_column(), nullable=False),
+    sa.Column("related", json_column(), nullable=False),
+    sa.Column("payload", json_column(), nullable=False),
+    sa.Column("follows", uuid_column()),
+    sa.Index(None, "occurred"),
+    sa.Index(None, "event", "occurred"),
+    sa.Index(None, "resource_id", "occurred"),
+)
+
+# One row per (event, related resource): lets related/any_resource filters run in SQL.
+event_resources = sa.Table(
+    "event_resources",
+    metadata,
+    sa.Column("event_id", uuid_column(), primary_key=True),
+    sa.Column("resource_id", sa.String(255), primary_key=True),
+    sa.Column("resource_role", sa.String(64), primary_key=True),
+    sa.Column("occurred", Timestamp(), nullable=False),
+    sa.Index(None, "resource_id", "occurred"),
+    sa.Index(None, "occurred"),
+)
