@@ -308,6 +308,11 @@ def run_one(
     status = "timeout" if timed_out else ("ok" if rc == 0 else f"rc={rc}")
     if not timed_out and meta and not meta.get("healthy"):
         status = "never healthy"
+    errors = report.scenario_errors(scen, data) if status == "ok" else []
+    if errors:
+        status = "ok with errors: " + "; ".join(e[:160] for e in errors)
+    if status != "ok":
+        _print_log_tail(out_dir / f"{name}.server.log", f"{server} {scen}")
     log(f"{server} {scen}: {status} in {wall}s")
     if not a.keep_homes:
         _remove_workdir(meta.get("workdir"), work_root)
@@ -322,6 +327,14 @@ def run_one(
         "port": port,
         "metrics": report.extract(scen, data, meta),
     }
+
+
+def _print_log_tail(path: Path, what: str, lines: int = 20) -> None:
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        tail = ["(no server log)"]
+    log(f"{what}: last {len(tail)} lines of {path}:\n  " + "\n  ".join(tail))
 
 
 def _server_pid(harness_log: Path) -> int | None:

@@ -10,6 +10,7 @@ or the documented prefect 3.9.1 figure (marked "doc").
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,20 +49,51 @@ def _lost(d: dict[str, Any], _m: dict[str, Any]) -> int | None:
     return sent - kept
 
 
-def _cpu_ms_per_task(d: dict[str, Any], _m: dict[str, Any]) -> float | None:
-    cpu, tasks = get(d, "A_server_cpu_incl_settle_s.p50"), d.get("tasks_per_flow")
+def _ok_runs(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """S5 Part A runs whose flow returned (errored flows measure nothing useful)."""
+    return [r for r in d.get("per_run") or [] if r.get("flow_run_id") and not r.get("error")]
+
+
+def _cpu_ms_per_task(d: dict[str, Any], m: dict[str, Any]) -> float | None:
+    cpu, tasks = _cpu_per_flow(d, m), d.get("tasks_per_flow")
     if cpu is None or not tasks:
         return None
     return round(cpu / tasks * 1000, 2)
 
 
+def _cpu_per_flow(d: dict[str, Any], _m: dict[str, Any]) -> float | None:
+    cpus = [
+        r["server_cpu_incl_settle_s"]
+        for r in _ok_runs(d)
+        if r.get("server_cpu_incl_settle_s") is not None
+    ]
+    return statistics.median(cpus) if cpus else None
+
+
 def _settle_max(d: dict[str, Any], _m: dict[str, Any]) -> float | None:
-    runs = d.get("per_run") or []
+    runs = _ok_runs(d)
     if not runs:
         return None
     if any(r.get("settle_s") is None for r in runs):
         return float("inf")  # some run never settled within the script's timeout
     return max(r["settle_s"] for r in runs)
+
+
+def scenario_errors(scenario: str, data: dict[str, Any]) -> list[str]:
+    """Failures inside a scenario that still exited 0 (e.g. flows that raised)."""
+    if not data:
+        return ["no scenario output"]
+    errs: list[str] = []
+    if scenario == "s1" and data.get("health_ok_at_end") is False:
+        errs.append("/health failed at the end of the window")
+    if scenario == "s4" and data.get("send_errors"):
+        errs.append(f"sender errors: {data['send_errors'][:2]}")
+    if scenario == "s5":
+        if data.get("A_errors"):
+            errs.append(f"{len(data['A_errors'])} big flow(s) failed: {data['A_errors'][0]}")
+        if data.get("B_failed_runs"):
+            errs.append(f"{data['B_failed_runs']} short flow run(s) failed")
+    return errs
 
 
 @dataclass(frozen=True)
@@ -231,7 +263,7 @@ METRICS = [
         "s5.cpu_per_flow",
         "server CPU per big flow incl. settle, median",
         "CPU-s",
-        lambda d, m: get(d, "A_server_cpu_incl_settle_s.p50"),
+        _cpu_per_flow,
     ),
     Metric(
         "s5",

@@ -362,7 +362,9 @@ CASES = [
             stored("CANCELLING"),
             propose(to),
             REJECT,
-            rejected("Cannot transition flows that are cancelling to a state other than Cancelled."),
+            rejected(
+                "Cannot transition flows that are cancelling to a state other than Cancelled."
+            ),
             ("CANCELLING", "Cancelling"),
             False,
         )

@@ -156,7 +156,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("parent_task_run_id", sa.Uuid(as_uuid=False), nullable=True),
-        sa.Column("auto_scheduled", sa.Boolean(), server_default=sa.text("0"), nullable=False),
+        sa.Column("auto_scheduled", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("infrastructure_document_id", sa.Uuid(as_uuid=False), nullable=True),
         sa.Column("infrastructure_pid", sa.String(length=255), nullable=True),
         sa.Column(
