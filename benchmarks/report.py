@@ -400,7 +400,7 @@ def table(
             if m.goal is None or m.key not in headrace
             else {True: "yes", False: "NO", None: "?"}[met]
         )
-        r_txt = _fmt(r) + (f" ({src})" if src and r is not None else "")
+        r_txt = _fmt(r) + ({"": "", "doc": " (doc)"}.get(src, " *") if r is not None else "")
         lines.append(
             f"| {m.scenario} | {m.label} | {m.unit} | {_fmt(h)} | {r_txt} | {_ratio(h, r)} "
             f"| {m.goal.text if m.goal else ''} | {mark} |"
@@ -418,4 +418,9 @@ def table(
                 "met": met if m.goal else None,
             }
         )
+    earlier = sorted({s for s in ref_source.values() if s not in ("", "doc")})
+    if earlier:
+        lines.append(f"\n\\* reference figure from an earlier run: {', '.join(earlier)}")
+    if "doc" in ref_source.values():
+        lines.append("\n(doc) documented prefect 3.9.1 figure (shared/bench/results/prefect-3.9.1)")
     return "\n".join(lines), rows

@@ -30,6 +30,8 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic narrates every plugin it loads at INFO; keep start-up to our own lines.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 @click.group()
@@ -80,6 +82,9 @@ async def _serve(settings: Settings) -> None:
         port=settings.port,
         ws=DurableAckWSProtocol,
         ws_max_size=settings.max_event_bytes,
+        # Events are small JSON; compressing them costs both sides more CPU than
+        # it saves on loopback and LAN links.
+        ws_per_message_deflate=False,
         ws_ping_interval=None,
         lifespan="on",
         log_level=settings.log_level.lower(),

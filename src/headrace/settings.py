@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,8 +65,8 @@ def _positive_int(value: str) -> int:
 
 def _positive_float(value: str) -> float:
     number = float(value)
-    if not number > 0:
-        raise ValueError("must be a positive number")
+    if not (number > 0 and math.isfinite(number)):
+        raise ValueError("must be a positive, finite number")
     return number
 
 
@@ -92,7 +93,10 @@ def _database_url(value: str) -> str:
 def _path(value: str) -> Path:
     if not value:
         raise ValueError("must not be empty")
-    return Path(value).expanduser()
+    try:
+        return Path(value).expanduser()
+    except RuntimeError as exc:  # "~user" naming an unknown user
+        raise ValueError(str(exc)) from None
 
 
 # environment variable -> (field, parser)

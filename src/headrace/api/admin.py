@@ -48,9 +48,7 @@ async def csrf_token() -> Response:
 
 @router.get("/admin/settings")
 async def admin_settings() -> Response:
-    return JSON(
-        {"server": {"analytics_enabled": False}, "headrace": {"version": __version__}}
-    )
+    return JSON({"server": {"analytics_enabled": False}, "headrace": {"version": __version__}})
 
 
 @router.get("/admin/storage")

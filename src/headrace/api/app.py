@@ -67,9 +67,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def invalid_request(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()
-        ]
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
         return JSON({"detail": errors, "exception_message": "Invalid request received."}, 422)
 
     app.add_exception_handler(RequestValidationError, invalid_request)

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from headrace.api import deps
 from headrace.api.responses import JSON
-from headrace.api.schemas import FlowCreate, Filter
+from headrace.api.schemas import Filter, FlowCreate
 from headrace.storage import flows
 
 router = APIRouter(prefix="/flows")

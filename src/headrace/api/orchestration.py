@@ -13,5 +13,8 @@ def result(decision: Decision, written: WireDict | None) -> Response:
     """201 when a state row was written (as the reference answers), else 200."""
     state = written if written is not None else decision.state
     body = {"state": state, "status": decision.status.value, "details": decision.details}
-    wrote = written is not None and decision.status in (SetStateStatus.ACCEPT, SetStateStatus.REJECT)
+    wrote = written is not None and decision.status in (
+        SetStateStatus.ACCEPT,
+        SetStateStatus.REJECT,
+    )
     return JSON(body, status_code=201 if wrote else 200)

@@ -132,7 +132,9 @@ async def events_out(websocket: WebSocket) -> None:
         server.broadcaster.unsubscribe(subscription)
 
 
-async def _backfill(websocket: WebSocket, flt: filters.EventFilter, window_minutes: float) -> set[str]:
+async def _backfill(
+    websocket: WebSocket, flt: filters.EventFilter, window_minutes: float
+) -> set[str]:
     """Send stored matches since the filter's ``since`` (at most the backfill window)."""
     server = deps.ws_server(websocket)
     earliest = deps.now() - timedelta(minutes=window_minutes)

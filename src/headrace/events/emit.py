@@ -47,7 +47,9 @@ def flow_run_state_event(
             }
         )
     for tag in run.get("tags") or []:
-        related.append({"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"})
+        related.append(
+            {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
+        )
     return {
         "id": new_id(),
         "occurred": state["timestamp"],

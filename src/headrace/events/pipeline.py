@@ -60,8 +60,9 @@ class Pipeline:
         self.batches = 0
         self.write_failures = 0
         self.last_flush_seconds = 0.0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._pending = 0  # queued or being written
+        self._drained = asyncio.Event()
+        self._drained.set()
 
     async def put(
         self, event: WireDict | None, confirm: Confirm | None = None, seq: int = 0
@@ -71,7 +72,8 @@ class Pipeline:
             self.rejected += 1
         else:
             self.received += 1
-        self._idle.clear()
+        self._pending += 1
+        self._drained.clear()
         await self.queue.put(Item(event, confirm, seq))
 
     async def publish(self, events: list[WireDict]) -> None:
@@ -86,8 +88,6 @@ class Pipeline:
             await self._flush(batch)
 
     async def _next_batch(self) -> list[Item]:
-        if self.queue.empty():
-            self._idle.set()
         batch = [await self.queue.get()]
         deadline = time.monotonic() + self.flush_seconds
         while len(batch) < self.batch_size:
@@ -133,6 +133,9 @@ class Pipeline:
         self.persisted += len(inserted)
         self.duplicates += len(events) - len(inserted)
         self._confirm(batch)
+        self._pending -= len(batch)
+        if self._pending == 0:
+            self._drained.set()
         if inserted:
             self.broadcaster.publish([e for e in events if e["id"] in inserted])
 
@@ -148,14 +151,13 @@ class Pipeline:
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued so far is committed; False on timeout."""
         try:
-            await asyncio.wait_for(self._wait_idle(), timeout)
+            await asyncio.wait_for(self._drained.wait(), timeout)
             return True
         except TimeoutError:
-            logger.warning(
-                "event queue not drained in %.1fs (%d left)", timeout, self.queue.qsize()
-            )
+            logger.warning("event queue not drained in %.1fs (%d left)", timeout, self._pending)
             return False
 
-    async def _wait_idle(self) -> None:
-        while not (self.queue.empty() and self._idle.is_set()):
-            await asyncio.sleep(0.01)
+    @property
+    def depth(self) -> int:
+        """Events accepted but not yet committed."""
+        return self._pending

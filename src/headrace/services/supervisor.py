@@ -71,9 +71,13 @@ class Supervisor:
         tasks = [s for s in self.services.values() if s.task is not None]
         for state in tasks:
             state.task.cancel()  # type: ignore[union-attr]
-        results = await asyncio.wait_for(
-            asyncio.gather(*(s.task for s in tasks), return_exceptions=True), timeout
-        ) if tasks else []
+        results = (
+            await asyncio.wait_for(
+                asyncio.gather(*(s.task for s in tasks), return_exceptions=True), timeout
+            )
+            if tasks
+            else []
+        )
         for state, result in zip(tasks, results, strict=False):
             if isinstance(result, Exception) and not isinstance(result, asyncio.CancelledError):
                 logger.error("service %s failed while stopping: %r", state.name, result)

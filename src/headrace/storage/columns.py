@@ -33,7 +33,7 @@ class Timestamp(sa.types.TypeDecorator[datetime]):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         if dialect.name == "sqlite":
-            return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

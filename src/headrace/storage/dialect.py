@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from headrace.storage.columns import Timestamp
 
 
 def insert(dialect: str, table: sa.Table) -> Any:
@@ -39,3 +46,64 @@ def json_array_empty(column: Any, dialect: str) -> Any:
     if dialect == "sqlite":
         return sa.func.coalesce(sa.func.json_array_length(column), 0) == 0
     return sa.func.coalesce(sa.func.jsonb_array_length(column), 0) == 0
+
+
+def sqlite_timestamp(value: datetime) -> str:
+    """The text form ``columns.Timestamp`` stores on SQLite (fixed-width UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds")
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
+
+
+def _maybe(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
+
+
+def _converter(column: sa.Column[Any], dialect: str) -> Callable[[Any], Any]:
+    kind = column.type
+    if isinstance(kind, Timestamp):
+        if dialect == "sqlite":
+            return _maybe(
+                lambda v: sqlite_timestamp(datetime.fromisoformat(v) if isinstance(v, str) else v)
+            )
+        return _maybe(lambda v: v if v.tzinfo else v.replace(tzinfo=UTC))
+    if isinstance(kind, sa.Uuid):
+        return _maybe(lambda v: str(v).replace("-", "")) if dialect == "sqlite" else _maybe(str)
+    if isinstance(kind, sa.JSON) or isinstance(getattr(kind, "impl", None), sa.JSON):
+        return _json
+    return lambda value: value
+
+
+@cache
+def _bulk_plan(table: sa.Table, dialect: str, ignore: bool) -> tuple[str, tuple[Any, ...]]:
+    columns = list(table.columns)
+    names = ", ".join(c.name for c in columns)
+    if dialect == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+    else:
+        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
+    if ignore:
+        sql += " ON CONFLICT DO NOTHING"
+    plan = tuple((c.name, _converter(c, dialect)) for c in columns)
+    return sql, plan
+
+
+async def bulk_insert(
+    conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]], ignore: bool = True
+) -> None:
+    """Insert many complete rows with one driver-level executemany.
+
+    The hot paths (events, their resource rows, task-run states) skip SQLAlchemy's
+    per-row parameter processing; values are converted here exactly as the column
+    types would store them.
+    """
+    if not rows:
+        return
+    sql, plan = _bulk_plan(table, conn.dialect.name, ignore)
+    params = [tuple(convert(row.get(name)) for name, convert in plan) for row in rows]
+    await conn.exec_driver_sql(sql, params)

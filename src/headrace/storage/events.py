@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +35,6 @@ async def insert_events(conn: AsyncConnection, events: list[WireDict]) -> set[st
     """Insert events, skipping ids already stored. Returns the ids actually inserted."""
     if not events:
         return set()
-    dialect = conn.dialect.name
     rows = [
         {
             "id": e["id"],
@@ -50,11 +49,23 @@ async def insert_events(conn: AsyncConnection, events: list[WireDict]) -> set[st
         }
         for e in events
     ]
-    stmt = dialects.insert_ignore(dialect, t.events, "id").returning(_ev.id)
-    inserted = {str(r[0]) for r in await conn.execute(stmt, rows)}
+    # Which ids are already stored decides what is new; with one writer per SQLite
+    # file nothing can slip in between. On Postgres a concurrent replica may insert
+    # the same id meanwhile: ON CONFLICT keeps the row single, and the event is
+    # merely published twice (subscribers drop duplicates by id).
+    ids = [r["id"] for r in rows]
+    existing: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found = await conn.execute(sa.select(_ev.id).where(_ev.id.in_(chunk)))
+        existing.update(str(r[0]) for r in found)
+    fresh = [r for r in rows if r["id"] not in existing]
+    if fresh:
+        await dialects.bulk_insert(conn, t.events, fresh)
+    inserted = {r["id"] for r in fresh}
     resources = [r for e in events if e["id"] in inserted for r in _resource_rows(e)]
     if resources:
-        await conn.execute(dialects.insert_ignore(dialect, t.event_resources), resources)
+        await dialects.bulk_insert(conn, t.event_resources, resources)
     return inserted
 
 
@@ -76,10 +87,14 @@ async def query_events(
     Returns (page, total count of matches).
     """
     clauses = _clauses(prefilter)
-    order = (_ev.occurred.asc(), _ev.id.asc()) if ascending else (_ev.occurred.desc(), _ev.id.desc())
+    order = (
+        (_ev.occurred.asc(), _ev.id.asc()) if ascending else (_ev.occurred.desc(), _ev.id.desc())
+    )
     stmt = sa.select(t.events).where(*clauses).order_by(*order).limit(limit).offset(offset)
     rows = [_wire(r) for r in await conn.execute(stmt)]
-    total = (await conn.execute(sa.select(sa.func.count()).select_from(t.events).where(*clauses))).scalar_one()
+    total = (
+        await conn.execute(sa.select(sa.func.count()).select_from(t.events).where(*clauses))
+    ).scalar_one()
     return rows, int(total)
 
 
@@ -101,7 +116,9 @@ def _clauses(p: dict[str, Any]) -> list[Any]:
         clauses.append(_ev.resource_id.in_(p["resource_ids"]))
     if p.get("resource_id_prefixes"):
         clauses.append(
-            sa.or_(*(_ev.resource_id.startswith(x, autoescape=True) for x in p["resource_id_prefixes"]))
+            sa.or_(
+                *(_ev.resource_id.startswith(x, autoescape=True) for x in p["resource_id_prefixes"])
+            )
         )
     if p.get("event_ids"):
         clauses.append(_ev.id.in_([str(i) for i in p["event_ids"]]))
@@ -125,14 +142,52 @@ async def count_by(
     """Counts of matching events grouped by event name or resource id."""
     column = _ev.event if countable == "event" else _ev.resource_id
     stmt = (
-        sa.select(column.label("value"), sa.func.count().label("count"),
-                  sa.func.min(_ev.occurred).label("start_time"),
-                  sa.func.max(_ev.occurred).label("end_time"))
+        sa.select(
+            column.label("value"),
+            sa.func.count().label("count"),
+            sa.func.min(_ev.occurred).label("start_time"),
+            sa.func.max(_ev.occurred).label("end_time"),
+        )
         .where(*_clauses(prefilter))
         .group_by(column)
         .order_by(column)
     )
     return [row_dict(r) for r in await conn.execute(stmt)]
+
+
+# unit -> (SQLite text prefix length of the stored timestamp, Postgres date_trunc unit)
+_TRUNCATIONS = {
+    "second": (19, "second"),
+    "minute": (16, "minute"),
+    "hour": (13, "hour"),
+    "day": (10, "day"),
+    "week": (10, "day"),
+}
+
+
+async def count_by_time(
+    conn: AsyncConnection, prefilter: dict[str, Any], unit: str
+) -> list[tuple[datetime, int]]:
+    """Matching events counted per ``unit`` (week counts come back per day)."""
+    length, pg_unit = _TRUNCATIONS[unit]
+    if conn.dialect.name == "sqlite":
+        bucket: Any = sa.func.substr(_ev.occurred, 1, length)
+    else:
+        bucket = sa.func.date_trunc(pg_unit, _ev.occurred)
+    stmt = (
+        sa.select(bucket.label("bucket"), sa.func.count().label("count"))
+        .where(*_clauses(prefilter))
+        .group_by(bucket)
+        .order_by(bucket)
+    )
+    out = []
+    for row in await conn.execute(stmt):
+        value = row.bucket
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.ljust(19, "0")[:10] if length == 10 else value)
+            value = value.replace(tzinfo=UTC)
+        out.append((value, int(row.count)))
+    return out
 
 
 async def trim_events(conn: AsyncConnection, before: datetime, chunk: int) -> int:

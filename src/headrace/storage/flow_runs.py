@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -153,9 +154,7 @@ async def update_flow_run(
         raise NotFound(f"Flow run {run_id} not found")
 
 
-async def merge_labels(
-    conn: AsyncConnection, run_id: str, labels: WireDict, now: datetime
-) -> None:
+async def merge_labels(conn: AsyncConnection, run_id: str, labels: WireDict, now: datetime) -> None:
     row = await _row(conn, run_id)
     merged = {**(row.get("labels") or {}), **labels}
     await conn.execute(
@@ -167,7 +166,9 @@ async def delete_flow_run(conn: AsyncConnection, run_id: str) -> None:
     result = await conn.execute(sa.delete(t.flow_runs).where(_fr.id == run_id))
     if result.rowcount == 0:
         raise NotFound(f"Flow run {run_id} not found")
-    await conn.execute(sa.delete(t.flow_run_states).where(t.flow_run_states.c.flow_run_id == run_id))
+    await conn.execute(
+        sa.delete(t.flow_run_states).where(t.flow_run_states.c.flow_run_id == run_id)
+    )
 
 
 def flow_run_where(body: WireDict, dialect: str) -> list[Any]:
@@ -234,7 +235,7 @@ async def set_flow_run_state(
     after = await _row(conn, run_id) if written is not None else row
     if written is not None and row.get("parent_task_run_id"):
         await _mirror_to_parent_task(conn, row, written, now)
-    flow = (await conn.execute(sa.select(t.flows.c.name).where(t.flows.c.id == row["flow_id"])))
+    flow = await conn.execute(sa.select(t.flows.c.name).where(t.flows.c.id == row["flow_id"]))
     flow_name = flow.scalar() or ""
     return Transition(decision, runs.wire_run(after, now), written, previous, flow_name)
 
@@ -249,10 +250,9 @@ async def _mirror_to_parent_task(
     details.pop("task_run_id", None)
     copy = {k: state[k] for k in ("type", "name", "message", "data")}
     copy["state_details"] = details
-    try:
+    # A parent tracking task that was never recorded has nothing to mirror onto.
+    with contextlib.suppress(NotFound):
         await task_runs.set_task_run_state(conn, row["parent_task_run_id"], copy, True, now)
-    except NotFound:
-        pass  # the parent's tracking task was never recorded; nothing to mirror onto
 
 
 async def read_states(conn: AsyncConnection, run_id: str) -> list[WireDict]:

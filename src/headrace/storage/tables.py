@@ -185,5 +185,4 @@ event_resources = sa.Table(
     sa.Column("resource_role", sa.String(64), primary_key=True),
     sa.Column("occurred", Timestamp(), nullable=False),
     sa.Index(None, "resource_id", "occurred"),
-    sa.Index(None, "occurred"),
 )

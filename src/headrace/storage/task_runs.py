@@ -117,7 +117,9 @@ async def read_task_run(conn: AsyncConnection, run_id: str, now: datetime) -> Wi
     return runs.wire_run(await _row(conn, run_id), now)
 
 
-async def update_task_run(conn: AsyncConnection, run_id: str, changes: WireDict, now: datetime) -> None:
+async def update_task_run(
+    conn: AsyncConnection, run_id: str, changes: WireDict, now: datetime
+) -> None:
     values = {k: v for k, v in changes.items() if k == "name" and v is not None}
     result = await conn.execute(
         sa.update(t.task_runs).where(_tr.id == run_id).values(**values, updated=now)
@@ -130,7 +132,9 @@ async def delete_task_run(conn: AsyncConnection, run_id: str) -> None:
     result = await conn.execute(sa.delete(t.task_runs).where(_tr.id == run_id))
     if result.rowcount == 0:
         raise NotFound(f"Task run {run_id} not found")
-    await conn.execute(sa.delete(t.task_run_states).where(t.task_run_states.c.task_run_id == run_id))
+    await conn.execute(
+        sa.delete(t.task_run_states).where(t.task_run_states.c.task_run_id == run_id)
+    )
 
 
 def task_run_where(body: WireDict, dialect: str) -> list[Any]:
@@ -199,9 +203,7 @@ async def record(conn: AsyncConnection, folds: dict[str, TaskRunFold], now: date
     ids = list(folds)
     existing = {
         r.id: r
-        for r in await conn.execute(
-            sa.select(_tr.id, _tr.state_timestamp).where(_tr.id.in_(ids))
-        )
+        for r in await conn.execute(sa.select(_tr.id, _tr.state_timestamp).where(_tr.id.in_(ids)))
     }
     inserts: list[WireDict] = []
     updates: list[WireDict] = []

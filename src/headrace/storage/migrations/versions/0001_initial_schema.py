@@ -30,9 +30,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("event_resources", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_event_resources__occurred"), ["occurred"], unique=False
-        )
-        batch_op.create_index(
             batch_op.f("ix_event_resources__resource_id_occurred"),
             ["resource_id", "occurred"],
             unique=False,
@@ -364,6 +361,5 @@ def downgrade() -> None:
     op.drop_table("events")
     with op.batch_alter_table("event_resources", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_event_resources__resource_id_occurred"))
-        batch_op.drop_index(batch_op.f("ix_event_resources__occurred"))
 
     op.drop_table("event_resources")
