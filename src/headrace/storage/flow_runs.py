@@ -99,7 +99,10 @@ async def create_flow_run(
         raise NotFound(f"Flow {flow_id} not found")
     run_id = body.get("id") or new_id()
     state, timing = orchestration.initial_state(body.get("state"), now)
-    state = {**state, "state_details": {**state.get("state_details", {}), "flow_run_id": run_id}}
+    details = {**state.get("state_details", {}), "flow_run_id": run_id}
+    if body.get("parent_task_run_id"):
+        details["task_run_id"] = body["parent_task_run_id"]
+    state = {**state, "state_details": details}
     state, history = runs.state_row(state, "flow_run_id", run_id, now)
     labels = {"prefect.flow.id": str(flow_id), **(body.get("labels") or {})}
     if body.get("deployment_id"):
