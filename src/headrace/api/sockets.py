@@ -138,7 +138,7 @@ async def _backfill(
     """Send stored matches since the filter's ``since`` (at most the backfill window)."""
     server = deps.ws_server(websocket)
     earliest = deps.now() - timedelta(minutes=window_minutes)
-    prefilter = dict(filters.sql_prefilter(flt))
+    prefilter: dict[str, Any] = dict(filters.sql_prefilter(flt))
     prefilter["since"] = max(prefilter["since"], earliest)
     sent: set[str] = set()
     offset = 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
-ServiceLoop = Callable[[], Awaitable[None]]
+ServiceLoop = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -68,17 +69,16 @@ class Supervisor:
         self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
-        tasks = [s for s in self.services.values() if s.task is not None]
-        for state in tasks:
-            state.task.cancel()  # type: ignore[union-attr]
-        results = (
-            await asyncio.wait_for(
-                asyncio.gather(*(s.task for s in tasks), return_exceptions=True), timeout
-            )
-            if tasks
-            else []
-        )
-        for state, result in zip(tasks, results, strict=False):
-            if isinstance(result, Exception) and not isinstance(result, asyncio.CancelledError):
-                logger.error("service %s failed while stopping: %r", state.name, result)
-            logger.info("service %s stopped", state.name)
+        running = {s.task: s for s in self.services.values() if s.task is not None}
+        for task in running:
+            task.cancel()
+        if not running:
+            return
+        done, pending = await asyncio.wait(running, timeout=timeout)
+        for task in done:
+            name = running[task].name
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("service %s failed while stopping: %r", name, task.exception())
+            logger.info("service %s stopped", name)
+        for task in pending:
+            logger.error("service %s did not stop within %.1fs", running[task].name, timeout)

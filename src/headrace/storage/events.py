@@ -175,7 +175,7 @@ async def count_by_time(
     else:
         bucket = sa.func.date_trunc(pg_unit, _ev.occurred)
     stmt = (
-        sa.select(bucket.label("bucket"), sa.func.count().label("count"))
+        sa.select(bucket.label("bucket"), sa.func.count().label("n"))
         .where(*_clauses(prefilter))
         .group_by(bucket)
         .order_by(bucket)
@@ -186,7 +186,7 @@ async def count_by_time(
         if isinstance(value, str):
             value = datetime.fromisoformat(value.ljust(19, "0")[:10] if length == 10 else value)
             value = value.replace(tzinfo=UTC)
-        out.append((value, int(row.count)))
+        out.append((value, int(row.n)))
     return out
 
 

@@ -296,14 +296,14 @@ def sort_clause(sorts: Mapping[str, list[Any]], value: Any, default: str) -> lis
     return sorts[key]
 
 
-FLOW_SORTS = {
+FLOW_SORTS: dict[str, list[Any]] = {
     "CREATED_DESC": [t.flows.c.created.desc(), t.flows.c.id],
     "UPDATED_DESC": [t.flows.c.updated.desc(), t.flows.c.id],
     "NAME_ASC": [t.flows.c.name.asc()],
     "NAME_DESC": [t.flows.c.name.desc()],
 }
 
-FLOW_RUN_SORTS = {
+FLOW_RUN_SORTS: dict[str, list[Any]] = {
     "ID_DESC": [_fr.id.desc()],
     "START_TIME_ASC": [sa.func.coalesce(_fr.start_time, _fr.expected_start_time).asc(), _fr.id],
     "START_TIME_DESC": [
@@ -320,7 +320,7 @@ FLOW_RUN_SORTS = {
     "UPDATED_DESC": [_fr.updated.desc(), _fr.id],
 }
 
-TASK_RUN_SORTS = {
+TASK_RUN_SORTS: dict[str, list[Any]] = {
     "ID_DESC": [_tr.id.desc()],
     "EXPECTED_START_TIME_ASC": [_tr.expected_start_time.asc(), _tr.id],
     "EXPECTED_START_TIME_DESC": [_tr.expected_start_time.desc(), _tr.id],
@@ -334,7 +334,7 @@ TASK_RUN_SORTS = {
     "UPDATED_DESC": [_tr.updated.desc(), _tr.id],
 }
 
-LOG_SORTS = {
+LOG_SORTS: dict[str, list[Any]] = {
     "TIMESTAMP_ASC": [_lg.timestamp.asc(), _lg.id],
     "TIMESTAMP_DESC": [_lg.timestamp.desc(), _lg.id],
 }

@@ -91,9 +91,9 @@ async def create_flow_run(
         existing = await conn.execute(
             sa.select(t.flow_runs).where(_fr.flow_id == flow_id, _fr.idempotency_key == key)
         )
-        row = existing.first()
-        if row is not None:
-            return runs.wire_run(row_dict(row), now), False
+        found = existing.first()
+        if found is not None:
+            return runs.wire_run(row_dict(found), now), False
     flow = (await conn.execute(sa.select(t.flows.c.id).where(t.flows.c.id == flow_id))).first()
     if flow is None:
         raise NotFound(f"Flow {flow_id} not found")
