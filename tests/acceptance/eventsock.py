@@ -5,18 +5,44 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests import conftest
 from tests.conftest import RunningServer
 
 TIMEOUT = 15.0
 """Generous upper bound for any single wait on a socket or a poll."""
+
+
+@contextmanager
+def database(backend: str) -> Iterator[str | None]:
+    """A database URL for ``make_server`` that may outlive one test (module fixtures).
+
+    None for SQLite (the server's home holds the file); a fresh Postgres database,
+    dropped afterwards, for "postgres" (skipped locally, failed in CI, when absent).
+    """
+    if backend == "sqlite":
+        yield None
+        return
+    if not conftest._pg_available():
+        conftest._missing("PostgreSQL on 127.0.0.1:5432")
+    name = f"headrace_test_{uuid.uuid4().hex[:12]}"
+    conftest._psql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        conftest._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def http(base_url: str = "") -> httpx.AsyncClient:
+    """An HTTP client for the tests (plain http: skip building a TLS context each time)."""
+    return httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT, verify=False)
 
 
 def ws_url(server: RunningServer, path: str) -> str:
@@ -99,10 +125,10 @@ async def send_events(ws: ClientConnection, events: Iterable[dict[str, Any]]) ->
         await ws.send(json.dumps(event))
 
 
-async def checkpoint(ws: ClientConnection) -> None:
+async def checkpoint(ws: ClientConnection, timeout: float = TIMEOUT) -> None:
     """Ping and wait for the pong: everything sent before is durable."""
     waiter = await ws.ping()
-    await asyncio.wait_for(waiter, TIMEOUT)
+    await asyncio.wait_for(waiter, timeout)
 
 
 async def recv_event(ws: ClientConnection, timeout: float = TIMEOUT) -> dict[str, Any]:

@@ -23,21 +23,31 @@ from tests.conftest import RunningServer, make_server
 PENDING = {"type": "PENDING", "name": "Pending"}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = make_server(tmp_path_factory.mktemp("bad-input"))
-    running.start()
-    yield running
-    if running.process and running.process.poll() is None:
-        running.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """One server per backend for the whole module (each case leaves it healthy)."""
+    with es.database(request.param) as database_url:
+        running = make_server(tmp_path_factory.mktemp("bad-input"), database_url)
+        running.start()
+        yield running
+        if running.process and running.process.poll() is None:
+            running.stop()
+
+
+async def _assert_healthy(server: RunningServer) -> None:
+    # A fresh connection: after a 500 the server may drop the pooled one.
+    async with es.http() as http:
+        health = await http.get(f"{server.api_url}/health")
+    assert health.status_code == 200, server.log()
 
 
 @pytest.fixture
 async def client(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.api_url + "/", timeout=es.TIMEOUT) as http:
+    async with es.http(server.api_url + "/") as http:
         yield http
-        health = await http.get("health")
-        assert health.status_code == 200, server.log()
+    await _assert_healthy(server)
 
 
 async def _flow_run(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -141,6 +151,55 @@ async def test_unknown_filter_operator_or_value(
     es.assert_error(await client.post(path, json=body), 422)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"limit": 10**20},
+        {"offset": 10**20},
+        {"limit": 2**63},
+        {"offset": 2**63},
+    ],
+)
+@pytest.mark.parametrize("path", ["flow_runs/filter", "task_runs/filter", "logs/filter"])
+async def test_huge_limit_or_offset(
+    server: RunningServer, client: httpx.AsyncClient, path: str, body: dict[str, Any]
+) -> None:
+    response = await client.post(path, json=body)
+    assert response.status_code in (200, 422), (response.status_code, response.text)
+    if response.status_code == 422:
+        es.assert_error(response, 422)
+    await _assert_healthy(server)
+
+
+async def test_nul_characters_over_http(server: RunningServer, client: httpx.AsyncClient) -> None:
+    """NUL is valid JSON (\\u0000) but not storable everywhere: accept it or 422, never 500."""
+    run = await _flow_run(client)
+    nul = "a\u0000b"
+    requests: list[tuple[str, Any]] = [
+        ("flows/", {"name": f"nul-{nul}"}),
+        ("flow_runs/", {"flow_id": run["flow_id"], "parameters": {"x": nul}}),
+        (
+            "logs/",
+            [{"name": "nul", "level": 20, "message": nul, "timestamp": es.iso(es.now())}],
+        ),
+        ("flow_runs/filter", {"flow_runs": {"name": {"any_": [nul]}}}),
+        ("events/filter", {"filter": {"event": {"name": [nul]}}}),
+        (f"flow_runs/{run['id']}/set_state", {"state": {"type": "RUNNING", "message": nul}}),
+    ]
+    failures = []
+    for path, body in requests:
+        # A fresh connection per request, so one failure does not mask the next.
+        async with es.http(server.api_url + "/") as http:
+            response = await http.post(path, json=body)
+        ok = response.status_code < 300 or (
+            response.status_code == 422 and "detail" in response.json()
+        )
+        if not ok:
+            failures.append((path, response.status_code, response.text[:200]))
+    assert not failures, failures
+    await _assert_healthy(server)
+
+
 async def test_bad_next_page_token(client: httpx.AsyncClient) -> None:
     response = await client.get("events/filter/next", params={"page-token": "garbage!!"})
     assert 400 <= response.status_code < 500
@@ -151,7 +210,7 @@ async def test_body_over_limit(tmp_path: Path) -> None:
     limited = make_server(tmp_path, HEADRACE_MAX_BODY_BYTES="10000")
     await asyncio.to_thread(limited.start)
     try:
-        async with httpx.AsyncClient(base_url=limited.api_url + "/", timeout=es.TIMEOUT) as http:
+        async with es.http(limited.api_url + "/") as http:
             log = {
                 "name": "big",
                 "level": 20,
@@ -331,3 +390,40 @@ async def test_events_in_oversized_frame(server: RunningServer, client: httpx.As
         await es.checkpoint(ws)
     stored = await es.read_all_events(client, server.api_url, es.name_filter([name]))
     assert sorted(e["id"] for e in stored) == sorted([before["id"], after["id"]])
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def own_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
+    """A server of its own, for a case that may leave ingestion broken for everyone after."""
+    with es.database(request.param) as database_url:
+        running = make_server(tmp_path, database_url, HEADRACE_SHUTDOWN_TIMEOUT="2")
+        running.start()
+        yield running
+        if running.process and running.process.poll() is None:
+            running.stop()
+
+
+async def test_events_in_nul_characters(own_server: RunningServer) -> None:
+    """An event with a NUL in a string is stored or dropped; it must not stall ingestion."""
+    name = es.unique_name("nul")
+    first = es.make_event(name, 0)
+    nul_payload = es.make_event(name, 1, payload={"text": "a\u0000b"})
+    nul_label = es.make_event(name, 2)
+    nul_label["resource"]["prefect.resource.name"] = "thing\u0000"
+    last = es.make_event(name, 3)
+    async with es.events_in(own_server) as ws:
+        await es.send_events(ws, [first, nul_payload, nul_label, last])
+        await es.checkpoint(ws, timeout=5)  # four events: 5 s is plenty
+    async with es.http() as http:
+        stored = {e["id"] for e in await es.read_all_events(http, own_server.api_url, es.name_filter([name]))}
+        assert {first["id"], last["id"]} <= stored
+
+        # Later events from anyone still get in.
+        async with es.events_in(own_server) as ws:
+            later = es.make_event(name, 4)
+            await es.send_events(ws, [later])
+            await es.checkpoint(ws)
+        assert await es.count_events(http, own_server.api_url, es.name_filter([name])) == len(
+            stored
+        ) + 1
+    await _assert_healthy(own_server)

@@ -131,7 +131,7 @@ async def test_data_survives_restart(any_server: RunningServer, tmp_path: Path) 
     name = es.unique_name("restart")
     custom = [es.make_event(name, i) for i in range(5)]
 
-    async with httpx.AsyncClient(timeout=es.TIMEOUT) as client:
+    async with es.http() as client:
         await _wait_for_tasks(client, api, run_id, 3)
 
         async with (
@@ -187,3 +187,22 @@ async def test_data_survives_restart(any_server: RunningServer, tmp_path: Path) 
 
     # Checked last so that a bad exit code does not hide what the restart lost.
     assert exit_code == 0, f"SIGTERM exit code {exit_code}\n{server.log()}"
+
+
+async def test_confirmed_events_survive_sigkill(any_server: RunningServer) -> None:
+    """A pong means durable: events confirmed before a hard kill are all there afterwards."""
+    server = any_server
+    name = es.unique_name("sigkill")
+    events = [es.make_event(name, i) for i in range(1000)]
+    async with es.events_in(server) as ws:
+        for start in range(0, len(events), 500):
+            await es.send_events(ws, events[start : start + 500])
+            await es.checkpoint(ws)
+        assert server.process is not None
+        server.process.kill()  # no shutdown, no drain: only what was committed survives
+        await asyncio.to_thread(server.process.wait)
+
+    await asyncio.to_thread(server.start)
+    async with es.http() as client:
+        stored = await es.read_all_events(client, server.api_url, es.name_filter([name]), 1000)
+    assert {e["id"] for e in stored} == {e["id"] for e in events}

@@ -6,15 +6,18 @@ migrated database per test). Anything a backend does differently is a bug.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import shutil
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests import conftest
 
 from headrace.errors import NotFound
 from headrace.events import recorder
@@ -27,6 +30,7 @@ from headrace.types import WireDict
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+PG_SESSION_TIMEZONE = "Asia/Kolkata"  # UTC+05:30, no daylight saving
 
 
 def at(seconds: float) -> datetime:
@@ -41,18 +45,63 @@ def uid(n: int) -> str:
 # -- fixtures -----------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; each test gets a copy (cheaper than migrating each time)."""
+    path = tmp_path_factory.mktemp("contract") / "template.db"
+    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared_pg_url() -> Iterator[str]:
+    """One migrated Postgres database for the module; ``db`` empties it per test.
+
+    Creating and migrating a database per test (``pg_url``) costs about a second;
+    emptying it costs milliseconds. Skips locally without Postgres, fails under CI.
+    """
+    if not conftest._pg_available():
+        conftest._missing("PostgreSQL on 127.0.0.1:5432")
+    name = f"headrace_contract_{uuid.uuid4().hex[:12]}"
+    conftest._psql(f'CREATE DATABASE "{name}"')
+    # The server's time zone must not leak into results: give sessions one that is
+    # neither UTC nor a whole number of hours away from it.
+    conftest._psql(f"ALTER DATABASE \"{name}\" SET timezone TO '{PG_SESSION_TIMEZONE}'")
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    try:
+        asyncio.run(_migrate(url))
+        yield url
+    finally:
+        conftest._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _migrate(url: str) -> None:
+    database = Database(Settings(database_url=url))
+    try:
+        await migrate.upgrade(database)
+    finally:
+        await database.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    # Synchronous: ``pg_url`` uses asyncio.run, which cannot nest in the test's loop.
+    # Synchronous: the module fixtures use asyncio.run, which cannot nest in a test's loop.
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}"
-    return str(request.getfixturevalue("pg_url"))
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "contract.db"
+        shutil.copyfile(template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    return str(request.getfixturevalue("shared_pg_url"))
 
 
 @pytest.fixture
 async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database: a copy of the SQLite template, or the shared Postgres one."""
     database = Database(Settings(home=tmp_path, database_url=database_url))
-    await migrate.upgrade(database)
+    if database.dialect == "postgresql":
+        async with database.write() as conn:
+            for table in t.metadata.sorted_tables:
+                await conn.execute(sa.delete(table))
     try:
         yield database
     finally:
@@ -171,7 +220,9 @@ async def test_flow_sorts_and_paging(db: Database) -> None:
     # Fix creation times so CREATED_DESC is deterministic: c oldest, a newest.
     async with db.write() as conn:
         for i, name in enumerate(("c", "b", "a")):
-            await conn.execute(sa.update(t.flows).where(t.flows.c.name == name).values(created=at(i)))
+            await conn.execute(
+                sa.update(t.flows).where(t.flows.c.name == name).values(created=at(i))
+            )
 
     async def names(sort: str | None, limit: int | None = None, offset: int = 0) -> list[str]:
         async with db.read() as conn:
@@ -191,9 +242,7 @@ async def test_filter_flows_through_their_runs(db: Database) -> None:
     await make_run(db, busy["id"], tags=["prod"])
 
     async with db.read() as conn:
-        found = await flows.filter_flows(
-            conn, {"flow_runs": {"tags": {"all_": ["prod"]}}}, None, 0
-        )
+        found = await flows.filter_flows(conn, {"flow_runs": {"tags": {"all_": ["prod"]}}}, None, 0)
 
     assert [f["name"] for f in found] == ["busy"]
 
@@ -548,7 +597,9 @@ async def test_set_state_of_a_missing_flow_run(db: Database) -> None:
 # -- task runs ----------------------------------------------------------------
 
 
-def task_body(flow_run_id: str | None, task_key: str = "add-1a2b", dynamic_key: str = "0") -> WireDict:
+def task_body(
+    flow_run_id: str | None, task_key: str = "add-1a2b", dynamic_key: str = "0"
+) -> WireDict:
     return {
         "name": f"{task_key}-{dynamic_key}",
         "flow_run_id": flow_run_id,
@@ -855,7 +906,6 @@ async def test_record_updates_a_run_created_over_http(db: Database) -> None:
     run, history = await read_task(db, uid(20))
     assert run["state_type"] == "COMPLETED"
     assert run["created"] == created["created"]
-    assert run["labels"] == created["labels"]
     assert [s["type"] for s in history] == ["PENDING", "RUNNING", "COMPLETED"]
     assert await count_rows(db, t.task_runs) == 1
 
@@ -874,8 +924,9 @@ async def test_record_same_task_under_another_id_upserts_the_existing_run(db: Da
     async with db.read() as conn:
         with pytest.raises(NotFound):
             await task_runs.read_task_run(conn, uid(21), T0)
-    run, _ = await read_task(db, uid(20))
+    run, history = await read_task(db, uid(20))
     assert run["state_type"] == "COMPLETED"
+    assert [s["type"] for s in history] == ["PENDING", "RUNNING", "COMPLETED"]
 
 
 async def test_record_nothing(db: Database) -> None:
@@ -968,7 +1019,7 @@ def event(
     name: str,
     seconds: float,
     resource_id: str,
-    related: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    related: Sequence[tuple[str, str]] = (),
     event_id: str | None = None,
 ) -> WireDict:
     return {
@@ -1033,6 +1084,18 @@ async def test_insert_events_skips_duplicates(db: Database, stored_events: list[
     assert await count_rows(db, t.event_resources) == 7
 
 
+async def test_insert_events_with_a_duplicate_inside_the_batch(db: Database) -> None:
+    twice = event("prefect.flow-run.Running", 1, FLOW_RUN, [(FLOW, "flow")])
+    once = event("prefect.flow-run.Completed", 2, FLOW_RUN, [(FLOW, "flow")])
+
+    async with db.write() as conn:
+        inserted = await events.insert_events(conn, [twice, dict(twice), once])
+
+    assert inserted == {twice["id"], once["id"]}
+    assert await count_rows(db, t.events) == 2
+    assert await count_rows(db, t.event_resources) == 2
+
+
 async def test_query_events_round_trips_the_wire_form(
     db: Database, stored_events: list[WireDict]
 ) -> None:
@@ -1057,9 +1120,7 @@ async def test_query_events_order_limit_and_total(
     assert await query(db, prefilter(), limit=2, offset=1) == (names[1:3], 5)
 
 
-async def test_query_events_by_name_and_prefix(
-    db: Database, stored_events: list[WireDict]
-) -> None:
+async def test_query_events_by_name_and_prefix(db: Database, stored_events: list[WireDict]) -> None:
     assert await query(db, prefilter(event={"name": ["my.custom_event"]})) == (
         ["my.custom_event"],
         1,
@@ -1084,7 +1145,10 @@ async def test_query_events_by_name_and_prefix(
     assert await query(
         db,
         prefilter(event={"exclude_name": ["prefect.flow-run.Running", "my.custom_event"]}),
-    ) == (["prefect.flow-run.Pending", "prefect.task-run.Completed", "prefect.flow-run.Completed"], 3)
+    ) == (
+        ["prefect.flow-run.Pending", "prefect.task-run.Completed", "prefect.flow-run.Completed"],
+        3,
+    )
 
 
 async def test_query_events_by_resource(db: Database, stored_events: list[WireDict]) -> None:
@@ -1147,9 +1211,7 @@ async def test_query_events_by_event_id(db: Database, stored_events: list[WireDi
 
 async def test_count_by(db: Database, stored_events: list[WireDict]) -> None:
     async with db.read() as conn:
-        by_event = await events.count_by(
-            conn, prefilter(event={"prefix": ["prefect."]}), "event"
-        )
+        by_event = await events.count_by(conn, prefilter(event={"prefix": ["prefect."]}), "event")
         by_resource = await events.count_by(conn, prefilter(), "resource")
 
     assert [(r["value"], r["count"]) for r in by_event] == [
@@ -1187,3 +1249,76 @@ async def test_trim_events_removes_events_and_their_resources(
     assert sorted(map(str, left)) == sorted([stored_events[3]["id"], stored_events[4]["id"]])
     # A trimmed event's related resources no longer match anything.
     assert await query(db, prefilter(related={"id": [FLOW_RUN]})) == ([], 0)
+
+
+async def test_event_times_in_any_offset_are_stored_as_instants(db: Database) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    shifted = event("shifted", 0, "r.shifted")
+    shifted["occurred"] = at(0).astimezone(plus_two)  # same instant as T0
+    naive = event("naive", 0, "r.naive")
+    naive["occurred"] = at(5).replace(tzinfo=None)  # naive means UTC
+    async with db.write() as conn:
+        await events.insert_events(conn, [shifted, naive])
+
+    async with db.read() as conn:
+        page, _ = await events.query_events(conn, prefilter(), 10, 0, True)
+    assert [(e["event"], e["occurred"]) for e in page] == [("shifted", T0), ("naive", at(5))]
+    window = prefilter(occurred={"since": at(0).isoformat(), "until": at(4).isoformat()})
+    assert await query(db, window) == (["shifted"], 1)
+
+
+@pytest.mark.parametrize(
+    ("unit", "expected"),
+    [
+        (
+            "second",
+            [
+                ("2026-11-24T23:59:59", 1),
+                ("2026-11-25T00:00:00", 1),
+                ("2026-11-25T00:00:30", 1),
+                ("2026-11-25T01:15:00", 1),
+            ],
+        ),
+        (
+            "minute",
+            [("2026-11-24T23:59:00", 1), ("2026-11-25T00:00:00", 2), ("2026-11-25T01:15:00", 1)],
+        ),
+        (
+            "hour",
+            [("2026-11-24T23:00:00", 1), ("2026-11-25T00:00:00", 2), ("2026-11-25T01:00:00", 1)],
+        ),
+        ("day", [("2026-11-24T00:00:00", 1), ("2026-11-25T00:00:00", 3)]),
+        ("week", [("2026-11-24T00:00:00", 1), ("2026-11-25T00:00:00", 3)]),
+    ],
+)
+async def test_count_by_time_buckets_are_utc(
+    db: Database, unit: str, expected: list[tuple[str, int]]
+) -> None:
+    midnight = datetime(2026, 11, 25, tzinfo=UTC)
+    batch = [
+        event("tick", 0, "r"),
+        event("tick", 0, "r"),
+        event("tick", 0, "r"),
+        event("tick", 0, "r"),
+    ]
+    for item, moment in zip(
+        batch,
+        (
+            midnight - timedelta(seconds=0.5),
+            midnight,
+            midnight + timedelta(seconds=30),
+            midnight + timedelta(hours=1, minutes=15),
+        ),
+        strict=True,
+    ):
+        item["occurred"] = moment
+    async with db.write() as conn:
+        await events.insert_events(conn, batch)
+
+    window = {"since": (midnight - timedelta(days=2)).isoformat(), "until": at(0).isoformat()}
+    async with db.read() as conn:
+        counts = await events.count_by_time(conn, prefilter(occurred=window), unit)
+
+    assert counts == [
+        (datetime.fromisoformat(stamp).replace(tzinfo=UTC), n) for stamp, n in expected
+    ]

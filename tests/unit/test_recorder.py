@@ -144,9 +144,7 @@ def test_one_run_lifecycle() -> None:
 
 def test_state_shape_comes_from_labels_and_validated_state() -> None:
     run_id = new_id()
-    event = task_event(
-        run_id, "FAILED", "Failed", T0, message="boom", data={"storage_key": "k"}
-    )
+    event = task_event(run_id, "FAILED", "Failed", T0, message="boom", data={"storage_key": "k"})
     event["payload"]["validated_state"]["state_details"] = {"cache_key": "ck"}
 
     (state,) = recorder.fold([event])[run_id].states
@@ -271,7 +269,9 @@ def test_out_of_order_fields_equal_in_order_fields() -> None:
 
 def test_same_timestamp_ties_break_on_id() -> None:
     run_id = new_id()
-    low = task_event(run_id, "RUNNING", "Running", T0, event_id="00000000-0000-4000-8000-000000000001")
+    low = task_event(
+        run_id, "RUNNING", "Running", T0, event_id="00000000-0000-4000-8000-000000000001"
+    )
     high = task_event(
         run_id,
         "COMPLETED",

@@ -173,7 +173,7 @@ async def count_by_time(
     if conn.dialect.name == "sqlite":
         bucket: Any = sa.func.substr(_ev.occurred, 1, length)
     else:
-        bucket = sa.func.date_trunc(pg_unit, _ev.occurred)
+        bucket = sa.func.date_trunc(pg_unit, _ev.occurred, "UTC")
     stmt = (
         sa.select(bucket.label("bucket"), sa.func.count().label("n"))
         .where(*_clauses(prefilter))

@@ -195,6 +195,45 @@ async def read_states(conn: AsyncConnection, run_id: str) -> list[WireDict]:
     return [runs.wire_state(row_dict(r)) for r in rows]
 
 
+async def _adopt_known_keys(
+    conn: AsyncConnection, folds: dict[str, TaskRunFold], existing: dict[str, Any]
+) -> dict[str, TaskRunFold]:
+    """Re-key folds whose (flow run, task key, dynamic key) already has a run.
+
+    The run recorded first keeps its id; later ids for the same key add their
+    states to it, as the reference's upsert does.
+    """
+    keyed = {
+        (f.flow_run_id, f.fields.get("task_key"), str(f.fields.get("dynamic_key"))): run_id
+        for run_id, f in folds.items()
+        if run_id not in existing
+        and f.flow_run_id
+        and f.fields.get("task_key")
+        and f.fields.get("dynamic_key") is not None
+    }
+    if not keyed:
+        return folds
+    key = sa.tuple_(_tr.flow_run_id, _tr.task_key, _tr.dynamic_key)
+    rows = await conn.execute(
+        sa.select(
+            _tr.id, _tr.flow_run_id, _tr.task_key, _tr.dynamic_key, _tr.state_timestamp
+        ).where(key.in_(list(keyed)))
+    )
+    out = dict(folds)
+    for row in rows:
+        new_id = keyed.get((row.flow_run_id, row.task_key, row.dynamic_key))
+        if new_id is None or new_id == row.id or new_id not in out:
+            continue
+        fold = out.pop(new_id)
+        for state in fold.states:
+            state["state_details"] = {**state["state_details"], "task_run_id": row.id}
+        target = out.setdefault(row.id, TaskRunFold(row.id, fold.flow_run_id))
+        target.states.extend(fold.states)
+        target.fields = {**fold.fields, **target.fields}
+        existing[row.id] = row
+    return out
+
+
 async def record(conn: AsyncConnection, folds: dict[str, TaskRunFold], now: datetime) -> None:
     """Apply a batch of folded task-run events: upsert runs, append states (idempotent)."""
     if not folds:
@@ -205,6 +244,7 @@ async def record(conn: AsyncConnection, folds: dict[str, TaskRunFold], now: date
         r.id: r
         for r in await conn.execute(sa.select(_tr.id, _tr.state_timestamp).where(_tr.id.in_(ids)))
     }
+    folds = await _adopt_known_keys(conn, folds, existing)
     inserts: list[WireDict] = []
     updates: list[WireDict] = []
     history: list[WireDict] = []
@@ -218,7 +258,11 @@ async def record(conn: AsyncConnection, folds: dict[str, TaskRunFold], now: date
             row.update(runs.current_state_columns(newest))
             inserts.append(row)
         elif current.state_timestamp is None or newest["timestamp"] >= current.state_timestamp:
-            values = {k: v for k, v in entry.fields.items() if k not in ("task_key", "dynamic_key")}
+            values = {
+                k: v
+                for k, v in entry.fields.items()
+                if k not in ("task_key", "dynamic_key") and not (k == "labels" and not v)
+            }
             if "empirical_policy" in values:
                 values["empirical_policy"] = _policy(values["empirical_policy"])
             updates.append(
