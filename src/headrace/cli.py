@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -76,6 +79,7 @@ async def _serve(settings: Settings) -> None:
     finally:
         await migrations_db.dispose()
     app = create_app(Server(settings, services=settings.services))
+    server_class = _server_class()
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -99,7 +103,29 @@ async def _serve(settings: Settings) -> None:
         "sqlite" if settings.is_sqlite else "postgresql",
         "on" if settings.services else "off",
     )
-    await uvicorn.Server(config).serve()
+    await server_class(config).serve()
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class QuietExitServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT after a graceful shutdown, which makes the
+        process exit by the signal (-15). headrace has shut down cleanly by then, so
+        it exits 0 instead."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    return QuietExitServer
 
 
 @main.group()

@@ -12,12 +12,16 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from tests import conftest
 from tests.conftest import RunningServer
 
 TIMEOUT = 15.0
 """Generous upper bound for any single wait on a socket or a poll."""
+
+PREFECT = [Subprotocol("prefect")]
+"""The subprotocol every 3.9.1 client offers."""
 
 
 @contextmanager
@@ -97,17 +101,15 @@ def name_filter(names: Iterable[str], since: datetime | None = None) -> dict[str
 @asynccontextmanager
 async def events_in(server: RunningServer) -> AsyncIterator[ClientConnection]:
     """An authenticated ``/events/in`` connection."""
-    async with connect(ws_url(server, "/events/in"), subprotocols=["prefect"]) as ws:
+    async with connect(ws_url(server, "/events/in"), subprotocols=PREFECT) as ws:
         await auth(ws)
         yield ws
 
 
 @asynccontextmanager
-async def events_out(
-    server: RunningServer, flt: dict[str, Any]
-) -> AsyncIterator[ClientConnection]:
+async def events_out(server: RunningServer, flt: dict[str, Any]) -> AsyncIterator[ClientConnection]:
     """An authenticated ``/events/out`` connection that has sent its filter."""
-    async with connect(ws_url(server, "/events/out"), subprotocols=["prefect"]) as ws:
+    async with connect(ws_url(server, "/events/out"), subprotocols=PREFECT) as ws:
         await auth(ws)
         await ws.send(json.dumps({"type": "filter", "filter": flt}))
         yield ws

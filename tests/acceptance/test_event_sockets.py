@@ -129,9 +129,7 @@ async def test_events_out_backfill_catches_events_committed_just_before(
             sentinel = es.make_event(name, 999)
             await es.send_events(ws, [sentinel])
             await es.checkpoint(ws)
-            assert [e["id"] for e in await _receive_until(out, sentinel["id"])] == [
-                sentinel["id"]
-            ]
+            assert [e["id"] for e in await _receive_until(out, sentinel["id"])] == [sentinel["id"]]
 
 
 @pytest.mark.parametrize("order", ["DESC", "ASC"])

@@ -3,7 +3,8 @@
 A real prefect==3.9.1 flow (three tasks, one log line) and a handful of custom
 events confirmed by a ping checkpoint; then SIGTERM while an ``/events/in`` and an
 ``/events/out`` socket are still open (as a real client keeps them), exit code 0,
-start again on the same home, and read everything back.
+start again on the same home, and read everything back. Then the same for events
+confirmed just before a SIGKILL.
 """
 
 from __future__ import annotations
@@ -76,9 +77,7 @@ async def _wait_for_tasks(client: httpx.AsyncClient, api: str, run_id: str, expe
         await asyncio.sleep(0.2)
 
 
-async def _snapshot(
-    client: httpx.AsyncClient, api: str, run_id: str, since: Any
-) -> dict[str, Any]:
+async def _snapshot(client: httpx.AsyncClient, api: str, run_id: str, since: Any) -> dict[str, Any]:
     run = await client.get(f"{api}/flow_runs/{run_id}")
     assert run.status_code == 200, run.text
     states = await client.get(f"{api}/flow_run_states/", params={"flow_run_id": run_id})
@@ -86,7 +85,9 @@ async def _snapshot(
 
     tasks = []
     for task in await _task_runs(client, api, run_id):
-        task_states = await client.get(f"{api}/task_run_states/", params={"task_run_id": task["id"]})
+        task_states = await client.get(
+            f"{api}/task_run_states/", params={"task_run_id": task["id"]}
+        )
         assert task_states.status_code == 200, task_states.text
         tasks.append({"run": _pick(task, TASK_RUN_KEYS), "states": task_states.json()})
 
@@ -115,17 +116,37 @@ async def _snapshot(
     }
 
 
+async def _confirmed_events_survive_sigkill(server: RunningServer) -> None:
+    """A pong means durable: events confirmed before a hard kill are all there afterwards."""
+    name = es.unique_name("sigkill")
+    events = [es.make_event(name, i) for i in range(1000)]
+    async with es.events_in(server) as ws:
+        for start in range(0, len(events), 500):
+            await es.send_events(ws, events[start : start + 500])
+            await es.checkpoint(ws)
+        assert server.process is not None
+        server.process.kill()  # no shutdown, no drain: only what was committed survives
+        await asyncio.to_thread(server.process.wait)
+
+    await asyncio.to_thread(server.start)
+    async with es.http() as client:
+        stored = await es.read_all_events(client, server.api_url, es.name_filter([name]), 1000)
+    assert {e["id"] for e in stored} == {e["id"] for e in events}
+
+
 async def test_data_survives_restart(any_server: RunningServer, tmp_path: Path) -> None:
     server = any_server
     api = server.api_url
     started = es.now() - timedelta(minutes=1)
 
-    ran = await asyncio.to_thread(
-        run_client, server, [str(SCRIPTS / "restart_flow.py")], tmp_path
-    )
+    ran = await asyncio.to_thread(run_client, server, [str(SCRIPTS / "restart_flow.py")], tmp_path)
     assert ran.returncode == 0, ran.stderr[-3000:] + server.log()
     outcome = json.loads(ran.stdout.strip().splitlines()[-1])
-    assert outcome == {"flow_run_id": outcome["flow_run_id"], "state_type": "COMPLETED", "result": 13}
+    assert outcome == {
+        "flow_run_id": outcome["flow_run_id"],
+        "state_type": "COMPLETED",
+        "result": 13,
+    }
     run_id = outcome["flow_run_id"]
 
     name = es.unique_name("restart")
@@ -173,7 +194,9 @@ async def test_data_survives_restart(any_server: RunningServer, tmp_path: Path) 
         assert not missing, f"{len(missing)} events lost in the restart"
         for event_id, event in before["events"].items():
             assert after["events"][event_id] == event
-        task_events = [e for e in after["events"].values() if e["event"].startswith("prefect.task-run.")]
+        task_events = [
+            e for e in after["events"].values() if e["event"].startswith("prefect.task-run.")
+        ]
         assert len(task_events) >= 9, "Pending, Running, Completed for each of three tasks"
 
         # A client that reconnects resends what it had not seen confirmed: no duplicates.
@@ -185,24 +208,8 @@ async def test_data_survives_restart(any_server: RunningServer, tmp_path: Path) 
         health = await client.get(f"{api}/health")
         assert health.status_code == 200
 
+    # Same server, same home (a server start costs seconds): now a hard kill.
+    await _confirmed_events_survive_sigkill(server)
+
     # Checked last so that a bad exit code does not hide what the restart lost.
     assert exit_code == 0, f"SIGTERM exit code {exit_code}\n{server.log()}"
-
-
-async def test_confirmed_events_survive_sigkill(any_server: RunningServer) -> None:
-    """A pong means durable: events confirmed before a hard kill are all there afterwards."""
-    server = any_server
-    name = es.unique_name("sigkill")
-    events = [es.make_event(name, i) for i in range(1000)]
-    async with es.events_in(server) as ws:
-        for start in range(0, len(events), 500):
-            await es.send_events(ws, events[start : start + 500])
-            await es.checkpoint(ws)
-        assert server.process is not None
-        server.process.kill()  # no shutdown, no drain: only what was committed survives
-        await asyncio.to_thread(server.process.wait)
-
-    await asyncio.to_thread(server.start)
-    async with es.http() as client:
-        stored = await es.read_all_events(client, server.api_url, es.name_filter([name]), 1000)
-    assert {e["id"] for e in stored} == {e["id"] for e in events}

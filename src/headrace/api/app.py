@@ -44,7 +44,7 @@ def create_app(server: Server) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     _install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=server.settings.max_body_bytes)
+    app.add_middleware(BodyGuard, max_bytes=server.settings.max_body_bytes)
     return app
 
 
@@ -73,8 +73,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
 
 
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413 (declared or streamed)."""
+class BodyGuard:
+    """Read each request body in full (bounded) before the app sees it.
+
+    Bodies over ``max_bytes`` get 413, declared or streamed. Bodies holding an
+    escaped NUL character get 422: Postgres cannot store NUL in text or jsonb, and
+    refusing it at the edge keeps both backends alike.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -86,28 +91,41 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, 413, self._too_large())
                 return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send, 413, self._too_large())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if b"\\u0000" in body:
+            detail = "NUL characters (\\u0000) are not supported in any field"
+            await self._refuse(scope, receive, send, 422, detail)
+            return
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"request body exceeds the {self.max_bytes} byte limit"
-        await JSON({"detail": detail}, status_code=413)(scope, receive, send)
+        await self.app(scope, replay, send)
 
+    def _too_large(self) -> str:
+        return f"request body exceeds the {self.max_bytes} byte limit"
 
-class _TooLarge(Exception):
-    pass
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+        await JSON({"detail": detail}, status_code=status)(scope, receive, send)

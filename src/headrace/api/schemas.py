@@ -25,6 +25,11 @@ StateTypeName = Literal[
 ]
 
 
+MAX_PAGE = 10_000
+"""Largest page a filter may ask for (the reference refuses more than 200)."""
+MAX_OFFSET = 2**31 - 1
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -140,8 +145,8 @@ class Filter(Body):
 
     model_config = ConfigDict(extra="allow")
     sort: str | None = None
-    limit: int | None = Field(default=None, ge=0)
-    offset: int | None = Field(default=None, ge=0)
+    limit: int | None = Field(default=None, ge=0, le=MAX_PAGE)
+    offset: int | None = Field(default=None, ge=0, le=MAX_OFFSET)
 
 
 class EventFilterBody(Body):

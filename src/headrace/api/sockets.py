@@ -98,6 +98,8 @@ async def events_in(websocket: WebSocket) -> None:
         if raw is None:
             raw = message.get("bytes") or b""
         try:
+            if ("\\u0000" in raw) if isinstance(raw, str) else (b"\\u0000" in raw):
+                raise InvalidEvent("NUL characters (\\u0000) cannot be stored")
             event = normalize(orjson.loads(raw), deps.now())
         except (orjson.JSONDecodeError, InvalidEvent) as exc:
             _invalid_events.warn("rejected a message on /events/in: %s", exc)

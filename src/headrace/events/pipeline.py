@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from headrace.errors import Unavailable
 from headrace.events import recorder
 from headrace.events.stream import Broadcaster
 from headrace.settings import Settings
@@ -111,23 +112,8 @@ class Pipeline:
             if item.event is not None:
                 unique.setdefault(item.event["id"], item.event)
         events = list(unique.values())
-        inserted: set[str] = set()
-        delay = 0.05
         started = time.monotonic()
-        while events:
-            try:
-                async with self.db.write() as conn:
-                    inserted = await event_store.insert_events(conn, events)
-                    fresh = [e for e in events if e["id"] in inserted]
-                    await task_runs.record(conn, recorder.fold(fresh), datetime.now(UTC))
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.write_failures += 1
-                logger.exception("event batch of %d failed to commit; retrying", len(events))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        inserted = await self._write(events)
         self.last_flush_seconds = time.monotonic() - started
         self.batches += 1
         self.persisted += len(inserted)
@@ -138,6 +124,44 @@ class Pipeline:
             self._drained.set()
         if inserted:
             self.broadcaster.publish([e for e in events if e["id"] in inserted])
+
+    async def _write(self, events: list[WireDict]) -> set[str]:
+        """Commit ``events``; returns the ids that were new.
+
+        A transient failure (database unavailable) is retried with backoff for as
+        long as it lasts: the queue fills and producers are paused meanwhile. Any
+        other failure means some event in the batch cannot be stored; the batch is
+        then written one event per transaction so the rest still commit, and each
+        event that fails on its own is logged and counted as rejected.
+        """
+        delay = 0.05
+        while events:
+            try:
+                return await self._commit(events)
+            except Unavailable:
+                self.write_failures += 1
+                logger.warning("database unavailable; retrying a batch of %d events", len(events))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                self.write_failures += 1
+                if len(events) == 1:
+                    self.rejected += 1
+                    logger.exception("event %s cannot be stored; rejected", events[0]["id"])
+                    return set()
+                logger.warning("a batch of %d events failed; writing them one by one", len(events))
+                inserted: set[str] = set()
+                for event in events:
+                    inserted |= await self._write([event])
+                return inserted
+        return set()
+
+    async def _commit(self, events: list[WireDict]) -> set[str]:
+        async with self.db.write() as conn:
+            inserted = await event_store.insert_events(conn, events)
+            fresh = [e for e in events if e["id"] in inserted]
+            await task_runs.record(conn, recorder.fold(fresh), datetime.now(UTC))
+        return inserted
 
     @staticmethod
     def _confirm(batch: list[Item]) -> None:
