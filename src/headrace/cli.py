@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from types import FrameType
 
 import click
 
@@ -110,9 +111,30 @@ def _server_class() -> type:
     import uvicorn
 
     class QuietExitServer(uvicorn.Server):
-        """uvicorn re-raises SIGTERM/SIGINT after a graceful shutdown, which makes the
-        process exit by the signal (-15). headrace has shut down cleanly by then, so
-        it exits 0 instead."""
+        """uvicorn, adjusted for an idle-friendly, clean-exit server.
+
+        uvicorn re-raises SIGTERM/SIGINT after a graceful shutdown, so the process
+        would die by the signal (-15); headrace has shut down cleanly by then and
+        exits 0. uvicorn also wakes ten times a second to look for a pending exit;
+        here the exit signal wakes the main loop, which otherwise ticks once a
+        second (to keep the Date header current).
+        """
+
+        async def main_loop(self) -> None:
+            self._exit_requested = asyncio.Event()
+            counter = 0
+            should_exit = await self.on_tick(counter)
+            while not should_exit:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._exit_requested.wait(), 1.0)
+                counter = (counter + 10) % 864000  # on_tick acts on multiples of 10
+                should_exit = await self.on_tick(counter)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            exit_requested = getattr(self, "_exit_requested", None)
+            if exit_requested is not None:
+                exit_requested.set()
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
