@@ -18,6 +18,7 @@ run against.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, MutableMapping
@@ -164,6 +165,19 @@ class DurableAckWSProtocol(WSProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ack_tracker = AckTracker(self._send_held_pong)
+
+    read_size = 16 * 1024
+    """Bytes asyncio reads per socket read (its default is 256 KiB).
+
+    Every complete message in one read is parsed in a single callback; a flood
+    over several sockets would otherwise hold the event loop for tens of
+    milliseconds at a time and delay every other request.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if hasattr(transport, "max_size"):
+            transport.max_size = self.read_size
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

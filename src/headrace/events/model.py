@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -26,12 +27,27 @@ def _time(value: Any, field: str) -> datetime:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _uuid(value: Any, field: str) -> str:
+    # The client always sends canonical lower-case UUIDs; parsing them is the slow path.
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return value
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise InvalidEvent(f"'{field}' must be a UUID") from None
+
+
 def _resource(value: Any, field: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise InvalidEvent(f"{field} must be an object")
     rid = value.get("prefect.resource.id")
     if not isinstance(rid, str) or not rid:
         raise InvalidEvent(f"{field} needs a non-empty 'prefect.resource.id'")
+    if all(type(v) is str for v in value.values()):
+        return value
     return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
 
 
@@ -46,10 +62,7 @@ def normalize(raw: Any, received: datetime) -> WireDict:
     name = raw.get("event")
     if not isinstance(name, str) or not name or len(name) > 1024:
         raise InvalidEvent("'event' must be a non-empty string of at most 1024 characters")
-    try:
-        event_id = str(uuid.UUID(str(raw.get("id"))))
-    except ValueError:
-        raise InvalidEvent("'id' must be a UUID") from None
+    event_id = _uuid(raw.get("id"), "id")
     related = raw.get("related") or []
     if not isinstance(related, list):
         raise InvalidEvent("'related' must be a list")
@@ -58,10 +71,7 @@ def normalize(raw: Any, received: datetime) -> WireDict:
         raise InvalidEvent("'payload' must be an object")
     follows = raw.get("follows")
     if follows is not None:
-        try:
-            follows = str(uuid.UUID(str(follows)))
-        except ValueError:
-            raise InvalidEvent("'follows' must be a UUID or null") from None
+        follows = _uuid(follows, "follows")
     occurred = raw.get("occurred")
     return {
         "id": event_id,

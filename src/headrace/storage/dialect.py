@@ -50,8 +50,9 @@ def json_array_empty(column: Any, dialect: str) -> Any:
 
 def sqlite_timestamp(value: datetime) -> str:
     """The text form ``columns.Timestamp`` stores on SQLite (fixed-width UTC)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+    tz = value.tzinfo
+    if tz is not None:
+        value = (value if tz is UTC else value.astimezone(UTC)).replace(tzinfo=None)
     return value.isoformat(timespec="microseconds")
 
 
@@ -76,6 +77,9 @@ def _converter(column: sa.Column[Any], dialect: str) -> Callable[[Any], Any]:
     if isinstance(kind, sa.JSON) or isinstance(getattr(kind, "impl", None), sa.JSON):
         return _json
     return lambda value: value
+
+
+BULK_SLICE = 250
 
 
 @cache
@@ -105,5 +109,11 @@ async def bulk_insert(
     if not rows:
         return
     sql, plan = _bulk_plan(table, conn.dialect.name, ignore)
-    params = [tuple(convert(row.get(name)) for name, convert in plan) for row in rows]
-    await conn.exec_driver_sql(sql, params)
+    # Converting is the only Python work per row; doing it in slices, each sent as
+    # its own executemany, keeps the event loop free for other requests meanwhile.
+    for start in range(0, len(rows), BULK_SLICE):
+        params = [
+            tuple([convert(row.get(name)) for name, convert in plan])
+            for row in rows[start : start + BULK_SLICE]
+        ]
+        await conn.exec_driver_sql(sql, params)

@@ -275,16 +275,47 @@ LOG_FIELDS: dict[str, Compiler] = {
     "text": lambda ops, ctx: [_lg.message.ilike(f"%{ops['query']}%")] if ops.get("query") else [],
 }
 
-# Deployments, work pools and queues are filtered through the columns a flow run
-# carries about them (their own tables arrive with the deployments issue).
-DEPLOYMENT_ON_FLOW_RUN: dict[str, Compiler] = {"id": field_uuid(_fr.deployment_id)}
-WORK_POOL_ON_FLOW_RUN: dict[str, Compiler] = {
-    "id": field_uuid(_fr.work_pool_id),
-    "name": field_str(_fr.work_pool_name),
+
+def _bool_ops(column: Any, ops: Mapping[str, Any], ctx: Context) -> list[Clause]:
+    if ops.get("eq_") is None:
+        return []
+    return [column.is_(sa.true()) if _as_bool(ops["eq_"], ctx) else column.is_(sa.false())]
+
+
+def field_bool(column: Any) -> Compiler:
+    return lambda ops, ctx: _bool_ops(column, ops, ctx)
+
+
+_dp = t.deployments.c
+DEPLOYMENT_FIELDS: dict[str, Compiler] = {
+    "id": field_uuid(_dp.id),
+    "name": field_str(_dp.name),
+    "paused": field_bool(_dp.paused),
+    "tags": field_tags(_dp.tags),
+    "work_queue_name": field_str(_dp.work_queue_name),
+    "work_queue_id": field_uuid(_dp.work_queue_id),
+    "concurrency_limit": field_int(_dp.concurrency_limit),
+    "flow_id": field_uuid(_dp.flow_id),
 }
-WORK_QUEUE_ON_FLOW_RUN: dict[str, Compiler] = {
-    "id": field_uuid(_fr.work_queue_id),
-    "name": field_str(_fr.work_queue_name),
+
+_wp = t.work_pools.c
+WORK_POOL_FIELDS: dict[str, Compiler] = {
+    "id": field_uuid(_wp.id),
+    "name": field_str(_wp.name),
+    "type": field_str(_wp.type),
+}
+
+_wq = t.work_queues.c
+WORK_QUEUE_FIELDS: dict[str, Compiler] = {
+    "id": field_uuid(_wq.id),
+    "name": field_str(_wq.name),
+}
+
+# A worker's status is computed from its heartbeat at read time, so only its stored
+# fields are SQL filters; ``status`` is applied by storage.work_pools.
+WORKER_FIELDS: dict[str, Compiler] = {
+    "name": field_str(t.workers.c.name),
+    "last_heartbeat_time": field_time(t.workers.c.last_heartbeat_time),
 }
 
 
@@ -337,4 +368,13 @@ TASK_RUN_SORTS: dict[str, list[Any]] = {
 LOG_SORTS: dict[str, list[Any]] = {
     "TIMESTAMP_ASC": [_lg.timestamp.asc(), _lg.id],
     "TIMESTAMP_DESC": [_lg.timestamp.desc(), _lg.id],
+}
+
+DEPLOYMENT_SORTS: dict[str, list[Any]] = {
+    "CREATED_DESC": [_dp.created.desc(), _dp.id],
+    "UPDATED_DESC": [_dp.updated.desc(), _dp.id],
+    "NAME_ASC": [_dp.name.asc(), _dp.id],
+    "NAME_DESC": [_dp.name.desc(), _dp.id],
+    "CONCURRENCY_LIMIT_ASC": [_dp.concurrency_limit.asc(), _dp.id],
+    "CONCURRENCY_LIMIT_DESC": [_dp.concurrency_limit.desc(), _dp.id],
 }

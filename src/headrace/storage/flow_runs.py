@@ -191,15 +191,32 @@ def flow_run_where(body: WireDict, dialect: str) -> list[Any]:
         if task_clause:
             inner = sa.select(t.task_runs.c.flow_run_id).where(*task_clause)
             clauses.append(_fr.id.in_(inner))
-    for key, fields in (
-        ("deployments", filters.DEPLOYMENT_ON_FLOW_RUN),
-        ("work_pools", filters.WORK_POOL_ON_FLOW_RUN),
-        ("work_pool_queues", filters.WORK_QUEUE_ON_FLOW_RUN),
-        ("work_queues", filters.WORK_QUEUE_ON_FLOW_RUN),
-    ):
-        clause = filters.where(fields, body.get(key), dialect, key)
-        if clause is not None:
-            clauses.append(clause)
+    clauses.extend(related_where(body, dialect))
+    return clauses
+
+
+def related_where(body: WireDict, dialect: str) -> list[Any]:
+    """Flow-run clauses for the deployment, work-pool and work-queue filters of a body."""
+    clauses = []
+    deployment = filters.where(
+        filters.DEPLOYMENT_FIELDS, body.get("deployments"), dialect, "deployments"
+    )
+    if deployment is not None:
+        clauses.append(_fr.deployment_id.in_(sa.select(t.deployments.c.id).where(deployment)))
+    pool = filters.where(filters.WORK_POOL_FIELDS, body.get("work_pools"), dialect, "work_pools")
+    if pool is not None:
+        # Runs created by name (POST /flow_runs/ with work_pool_name) may lack the id.
+        pools = sa.select(t.work_pools.c.id, t.work_pools.c.name).where(pool).subquery()
+        clauses.append(
+            sa.or_(
+                _fr.work_pool_id.in_(sa.select(pools.c.id)),
+                _fr.work_pool_name.in_(sa.select(pools.c.name)),
+            )
+        )
+    for key in ("work_pool_queues", "work_queues"):
+        queue = filters.where(filters.WORK_QUEUE_FIELDS, body.get(key), dialect, key)
+        if queue is not None:
+            clauses.append(_fr.work_queue_id.in_(sa.select(t.work_queues.c.id).where(queue)))
     return clauses
 
 

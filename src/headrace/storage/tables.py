@@ -110,6 +110,7 @@ flow_runs = sa.Table(
     sa.Index(None, "expected_start_time"),
     sa.Index(None, "deployment_id"),
     sa.Index(None, "created"),
+    sa.Index(None, "work_queue_id", "state_type", "next_scheduled_start_time"),
     sa.UniqueConstraint("flow_id", "idempotency_key"),
 )
 
@@ -185,4 +186,98 @@ event_resources = sa.Table(
     sa.Column("resource_role", sa.String(64), primary_key=True),
     sa.Column("occurred", Timestamp(), nullable=False),
     sa.Index(None, "resource_id", "occurred"),
+)
+
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("flow_id", uuid_column(), nullable=False),
+    sa.Column("version", sa.String(255)),
+    sa.Column("version_info", json_column()),
+    sa.Column("description", sa.Text),
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("concurrency_limit", sa.Integer),
+    sa.Column("concurrency_options", json_column()),
+    sa.Column("enforce_parameter_schema", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("parameter_openapi_schema", json_column()),
+    sa.Column("parameters", json_column(), nullable=False),
+    sa.Column("job_variables", json_column(), nullable=False),
+    sa.Column("pull_steps", json_column()),
+    sa.Column("tags", json_column(), nullable=False),
+    sa.Column("labels", json_column(), nullable=False),
+    sa.Column("work_queue_id", uuid_column()),
+    sa.Column("work_queue_name", sa.String(255)),
+    sa.Column("work_pool_name", sa.String(255)),
+    sa.Column("path", sa.Text),
+    sa.Column("entrypoint", sa.Text),
+    sa.Column("storage_document_id", uuid_column()),
+    sa.Column("infrastructure_document_id", uuid_column()),
+    sa.Column("created_by", json_column()),
+    sa.Column("updated_by", json_column()),
+    sa.Column("last_polled", Timestamp()),
+    sa.UniqueConstraint("flow_id", "name"),
+    sa.Index(None, "work_queue_id"),
+)
+
+deployment_schedules = sa.Table(
+    "deployment_schedules",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("deployment_id", uuid_column(), nullable=False),
+    sa.Column("schedule", json_column(), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("max_scheduled_runs", sa.Integer),
+    sa.Column("parameters", json_column(), nullable=False),
+    sa.Column("slug", sa.String(255)),
+    # The last occurrence the scheduler materialised as a run (None: never ran).
+    sa.Column("cursor", Timestamp()),
+    sa.Index(None, "deployment_id"),
+    sa.UniqueConstraint("deployment_id", "slug"),
+)
+
+work_pools = sa.Table(
+    "work_pools",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("type", sa.String(255), nullable=False),
+    sa.Column("base_job_template", json_column(), nullable=False),
+    sa.Column("is_paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("concurrency_limit", sa.Integer),
+    sa.Column("storage_configuration", json_column(), nullable=False),
+    sa.Column("default_queue_id", uuid_column()),
+    sa.UniqueConstraint("name"),
+)
+
+work_queues = sa.Table(
+    "work_queues",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("work_pool_id", uuid_column(), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("is_paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("concurrency_limit", sa.Integer),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("last_polled", Timestamp()),
+    sa.UniqueConstraint("work_pool_id", "name"),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("work_pool_id", uuid_column(), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("last_heartbeat_time", Timestamp(), nullable=False),
+    sa.Column("heartbeat_interval_seconds", sa.Integer),
+    sa.UniqueConstraint("work_pool_id", "name"),
 )
