@@ -76,9 +76,16 @@ async def _serve(settings: Settings) -> None:
 
     migrations_db = Database(settings, component="migrate")
     try:
-        await migrate.upgrade(migrations_db)
+        pending = await migrate.current_revision(migrations_db) != migrate.head_revision()
     finally:
         await migrations_db.dispose()
+    if pending:
+        # Migrating in a child process keeps Alembic out of the server's memory.
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "headrace.cli", "db", "upgrade"
+        )
+        if await child.wait() != 0:
+            raise click.ClickException("database migration failed; see the log above")
     app = create_app(Server(settings, services=settings.services))
     server_class = _server_class()
     config = uvicorn.Config(

@@ -82,7 +82,7 @@ async def test_upgrade_records_head_revision(empty_db: Database) -> None:
 
     async with empty_db.read() as conn:
         versions = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
-    assert [v[0] for v in versions] == ["0001"]
+    assert [v[0] for v in versions] == ["0002"]
 
 
 async def test_reset_leaves_an_empty_migrated_schema(empty_db: Database) -> None:
@@ -99,10 +99,19 @@ async def test_reset_leaves_an_empty_migrated_schema(empty_db: Database) -> None
             count = (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar()
             assert count == 0, table.name
         versions = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
-    assert [v[0] for v in versions] == ["0001"]
+    assert [v[0] for v in versions] == ["0002"]
 
 
 async def test_reset_on_an_empty_database_migrates_it(empty_db: Database) -> None:
     await migrate.reset(empty_db)
 
     assert await _schema_diff(empty_db) == []
+
+
+def test_head_revision_matches_alembic() -> None:
+    """The cheap start-up check reads the same head Alembic would migrate to."""
+    from alembic.script import ScriptDirectory
+
+    from headrace.storage.migrate import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
