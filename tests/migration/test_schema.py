@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from headrace.settings import Settings
 from headrace.storage import flows, migrate
 from headrace.storage.db import Database
+from headrace.storage.migrate import head_revision
 from headrace.storage.tables import metadata
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -82,7 +83,7 @@ async def test_upgrade_records_head_revision(empty_db: Database) -> None:
 
     async with empty_db.read() as conn:
         versions = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
-    assert [v[0] for v in versions] == ["0002"]
+    assert [v[0] for v in versions] == [head_revision()]
 
 
 async def test_reset_leaves_an_empty_migrated_schema(empty_db: Database) -> None:
@@ -99,7 +100,7 @@ async def test_reset_leaves_an_empty_migrated_schema(empty_db: Database) -> None
             count = (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar()
             assert count == 0, table.name
         versions = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
-    assert [v[0] for v in versions] == ["0002"]
+    assert [v[0] for v in versions] == [head_revision()]
 
 
 async def test_reset_on_an_empty_database_migrates_it(empty_db: Database) -> None:

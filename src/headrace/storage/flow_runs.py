@@ -197,7 +197,7 @@ def flow_run_where(body: WireDict, dialect: str) -> list[Any]:
 
 def related_where(body: WireDict, dialect: str) -> list[Any]:
     """Flow-run clauses for the deployment, work-pool and work-queue filters of a body."""
-    clauses = []
+    clauses: list[Any] = []
     deployment = filters.where(
         filters.DEPLOYMENT_FIELDS, body.get("deployments"), dialect, "deployments"
     )
@@ -255,6 +255,11 @@ async def set_flow_run_state(
     after = await _row(conn, run_id) if written is not None else row
     if written is not None and row.get("parent_task_run_id"):
         await _mirror_to_parent_task(conn, row, written, now)
+    keyset = (written or {}).get("state_details", {}).get("run_input_keyset")
+    if written is not None and written["type"] == "PAUSED" and keyset:
+        from headrace.storage import flow_run_inputs  # input belongs to the run
+
+        await flow_run_inputs.delete_keys(conn, run_id, list(keyset.values()))
     flow = await conn.execute(sa.select(t.flows.c.name).where(t.flows.c.id == row["flow_id"]))
     flow_name = flow.scalar() or ""
     return Transition(decision, runs.wire_run(after, now), written, previous, flow_name)

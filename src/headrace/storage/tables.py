@@ -281,3 +281,18 @@ workers = sa.Table(
     sa.Column("heartbeat_interval_seconds", sa.Integer),
     sa.UniqueConstraint("work_pool_id", "name"),
 )
+
+# Values a paused run asks for and receives (pause_flow_run(wait_for_input=...),
+# send_input / receive_input). ``value`` is stored verbatim: the client sends JSON
+# text and reads the same bytes back.
+flow_run_inputs = sa.Table(
+    "flow_run_inputs",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("flow_run_id", uuid_column(), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("sender", sa.String(255)),
+    sa.UniqueConstraint("flow_run_id", "key"),
+)
