@@ -12,7 +12,17 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headrace import __version__
-from headrace.api import admin, concurrency, events, flow_runs, flows, logs, sockets, task_runs
+from headrace.api import (
+    admin,
+    concurrency,
+    events,
+    flow_run_inputs,
+    flow_runs,
+    flows,
+    logs,
+    sockets,
+    task_runs,
+)
 from headrace.api.responses import JSON
 from headrace.errors import AlreadyExists, InvalidInput, NotFound, Unavailable
 from headrace.server import Server
@@ -40,7 +50,8 @@ def create_app(server: Server) -> FastAPI:
     )
     app.state.server = server
     api = APIRouter(prefix="/api")
-    for module in (admin, flows, flow_runs, task_runs, logs, events, sockets, concurrency):
+    modules = (admin, flows, flow_runs, flow_run_inputs, task_runs, logs, events, sockets)
+    for module in (*modules, concurrency):
         api.include_router(module.router)
     app.include_router(api)
     _install_error_handlers(app)
