@@ -120,7 +120,7 @@ async def apply_transition(
     details = dict(state.get("state_details") or {})
     details[run_column] = row["id"]
     if run_column == "task_run_id" and row.get("flow_run_id"):
-        details.setdefault("flow_run_id", row["flow_run_id"])
+        details["flow_run_id"] = row["flow_run_id"]
     if run_column == "flow_run_id" and row.get("parent_task_run_id"):
         details["task_run_id"] = row["parent_task_run_id"]
     state["state_details"] = details
