@@ -87,8 +87,16 @@ class RunningServer:
     def start(self, timeout: float = 30.0) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "headrace.cli", "server", "start", "--port", str(self.port),
-             *self.extra_args],
+            [
+                sys.executable,
+                "-m",
+                "headrace.cli",
+                "server",
+                "start",
+                "--port",
+                str(self.port),
+                *self.extra_args,
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from datetime import UTC, datetime, timedelta
 
+from headrace.events import emit
 from headrace.events.pipeline import Pipeline
 from headrace.events.stream import Broadcaster
 from headrace.services.retention import Retention
+from headrace.services.scheduler import Scheduler
 from headrace.services.supervisor import Supervisor
 from headrace.settings import Settings
+from headrace.storage import flow_runs
 from headrace.storage.db import Database
+from headrace.types import WireDict
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +35,32 @@ class Server:
         self.broadcaster = Broadcaster()
         self.pipeline = Pipeline(self.db, settings, self.broadcaster)
         self.retention = Retention(self.db, settings)
+        self.scheduler = Scheduler(
+            self.db,
+            horizon=timedelta(seconds=settings.scheduler_horizon_seconds),
+            min_runs=settings.scheduler_min_runs,
+            publish=self._announce_runs,
+        )
         self.supervisor = Supervisor()
         self.supervisor.add("event-pipeline", self.pipeline.run)
         if services:
             self.supervisor.add("retention", self.retention.loop)
+            self.supervisor.add("scheduler", self.scheduler.loop)
+
+    def deployments_changed(self) -> None:
+        """Called by the API after a deployment or schedule write commits."""
+        self.scheduler.wake()
+
+    async def _announce_runs(self, runs: list[WireDict]) -> None:
+        """Publish the ``prefect.flow-run.Scheduled`` events of runs the scheduler made."""
+        now = datetime.now(UTC)
+        async with self.db.read() as conn:
+            names = {
+                fid: await flow_runs.flow_name(conn, fid) for fid in {r["flow_id"] for r in runs}
+            }
+        await self.pipeline.publish(
+            [emit.flow_run_state_event(r, r["state"], None, names[r["flow_id"]], now) for r in runs]
+        )
 
     async def start(self) -> None:
         # Everything loaded so far lives for the whole process; keeping it out of

@@ -41,6 +41,8 @@ class Settings:
     pg_statement_timeout_ms: int = 30_000
     pg_idle_in_transaction_timeout_ms: int = 10_000
     shutdown_timeout: float = 10.0
+    scheduler_horizon_seconds: float = 600.0
+    scheduler_min_runs: int = 3
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -122,6 +124,8 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
         _positive_int,
     ),
     "HEADRACE_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _positive_float),
+    "HEADRACE_SCHEDULER_HORIZON_SECONDS": ("scheduler_horizon_seconds", _positive_float),
+    "HEADRACE_SCHEDULER_MIN_RUNS": ("scheduler_min_runs", _positive_int),
 }
 
 

@@ -22,7 +22,9 @@ def test_flow_scenario_runs_and_reads_back(any_server: RunningServer, tmp_path: 
     assert outcome["failed_type"] == "FAILED"
 
     # add, add, flaky, doomed, and the subflow's tracking task child-0
-    read = run_client(any_server, [str(SCRIPTS / "read_back.py"), outcome["demo_run_id"], "5"], tmp_path)
+    read = run_client(
+        any_server, [str(SCRIPTS / "read_back.py"), outcome["demo_run_id"], "5"], tmp_path
+    )
     assert read.returncode == 0, read.stderr[-3000:]
     tree = _json_line(read.stdout)
     assert tree["run"]["state_type"] == "COMPLETED"
@@ -51,7 +53,9 @@ def test_flow_scenario_runs_and_reads_back(any_server: RunningServer, tmp_path: 
     assert "doomed failed as expected" in messages
     assert "child running with n=5" in messages
 
-    failed = run_client(any_server, [str(SCRIPTS / "read_back.py"), outcome["failed_run_id"]], tmp_path)
+    failed = run_client(
+        any_server, [str(SCRIPTS / "read_back.py"), outcome["failed_run_id"]], tmp_path
+    )
     failed_tree = _json_line(failed.stdout)
     assert failed_tree["run"]["state_type"] == "FAILED"
     assert "about to fail" in [log["message"] for log in failed_tree["logs"]]

@@ -35,7 +35,9 @@ def test_pause_for_input_then_resume(sqlite_server: RunningServer, tmp_path: Pat
             run_id = json.loads(line)["run_id"]
     assert run_id, flow.stderr.read() if flow.poll() is not None else "no run id"
 
-    resumed = run_client(sqlite_server, [str(SCRIPTS / "pause_resume.py"), "resume", run_id], tmp_path)
+    resumed = run_client(
+        sqlite_server, [str(SCRIPTS / "pause_resume.py"), "resume", run_id], tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "amount" in json.loads(resumed.stdout.strip().splitlines()[-1])["refused"]
 

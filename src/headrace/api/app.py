@@ -15,6 +15,7 @@ from headrace import __version__
 from headrace.api import (
     admin,
     concurrency,
+    deployments,
     events,
     flow_run_inputs,
     flow_runs,
@@ -22,6 +23,7 @@ from headrace.api import (
     logs,
     sockets,
     task_runs,
+    work_pools,
 )
 from headrace.api.responses import JSON
 from headrace.errors import AlreadyExists, InvalidInput, NotFound, Unavailable
@@ -50,8 +52,8 @@ def create_app(server: Server) -> FastAPI:
     )
     app.state.server = server
     api = APIRouter(prefix="/api")
-    modules = (admin, flows, flow_runs, flow_run_inputs, task_runs, logs, events, sockets)
-    for module in (*modules, concurrency):
+    modules = (admin, flows, flow_runs, task_runs, logs, events, sockets, concurrency)
+    for module in (*modules, deployments, work_pools, flow_run_inputs):
         api.include_router(module.router)
     app.include_router(api)
     _install_error_handlers(app)

@@ -115,7 +115,7 @@ async def create_flow_run(
         "flow_id": flow_id,
         "run_count": 0,
         "total_run_time": 0.0,
-        "auto_scheduled": False,
+        "auto_scheduled": bool(body.get("auto_scheduled", False)),
         "infrastructure_pid": None,
         **{c: body.get(c) for c in _CREATE_COLUMNS},
         **{c: body.get(c) or default for c, default in _JSON_DEFAULTS.items()},

@@ -31,7 +31,7 @@ def head_revision() -> str:
     """The newest revision: the one no other revision names as its parent."""
     revisions, parents = set(), set()
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        found = dict(m.groups() for m in _REVISION.finditer(path.read_text()))
+        found: dict[str, str] = {m[1]: m[2] for m in _REVISION.finditer(path.read_text())}
         revisions.add(found["revision"])
         if found.get("down_revision") not in (None, "None"):
             parents.add(found["down_revision"])
@@ -54,9 +54,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 async def current_revision(db: Database) -> str | None:
     """The revision recorded in the database, or None for an empty one."""
     async with db.read() as conn:
-        has_table = await conn.run_sync(
-            lambda sync: sa.inspect(sync).has_table("alembic_version")
-        )
+        has_table = await conn.run_sync(lambda sync: sa.inspect(sync).has_table("alembic_version"))
         if not has_table:
             return None
         result = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))

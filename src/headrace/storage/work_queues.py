@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from headrace.errors import InvalidInput, NotFound
+from headrace.errors import AlreadyExists, InvalidInput, NotFound
 from headrace.storage import filters
 from headrace.storage import tables as t
 from headrace.storage.common import new_id, page, row_dict
@@ -65,7 +66,9 @@ async def _wire(conn: AsyncConnection, rows: list[WireDict], now: datetime) -> l
             "filter": None,
             "work_pool_name": names.get(str(row["work_pool_id"])),
             "status": polled_status(row["is_paused"], row["last_polled"], now),
-            "active_slots": slots.get(row["id"], 0) if row["concurrency_limit"] is not None else None,
+            "active_slots": slots.get(row["id"], 0)
+            if row["concurrency_limit"] is not None
+            else None,
         }
         for row in rows
     ]
@@ -101,7 +104,10 @@ async def insert_queue(
         "priority": priority,
         "last_polled": None,
     }
-    await conn.execute(sa.insert(t.work_queues), [row])
+    try:
+        await conn.execute(sa.insert(t.work_queues), [row])
+    except IntegrityError:
+        raise AlreadyExists(f'Work queue "{body["name"]}" already exists in this pool.') from None
     return row
 
 
@@ -181,7 +187,9 @@ async def update_queue(
         raise NotFound(f"Work queue {queue_id} not found")
     if "name" in values and values["name"] != row["name"] and await _is_default(conn, row):
         raise InvalidInput("the default queue of a work pool cannot be renamed")
-    await conn.execute(sa.update(t.work_queues).where(_wq.id == queue_id).values(**values, updated=now))
+    await conn.execute(
+        sa.update(t.work_queues).where(_wq.id == queue_id).values(**values, updated=now)
+    )
 
 
 async def _is_default(conn: AsyncConnection, row: WireDict) -> bool:

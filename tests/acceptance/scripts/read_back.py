@@ -50,7 +50,9 @@ async def main(flow_run_id: str, expected: int) -> None:
             )
         )
         logs = await client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id] + [c.id for c in children]))
+            log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[run.id] + [c.id for c in children])
+            )
         )
         states = await client.read_flow_run_states(flow_run_id)
     print(
@@ -59,7 +61,9 @@ async def main(flow_run_id: str, expected: int) -> None:
                 "run": brief_run(run),
                 "tasks": [brief_run(t) for t in tasks],
                 "children": [brief_run(c) for c in children],
-                "logs": [{"message": log.message, "flow_run_id": str(log.flow_run_id)} for log in logs],
+                "logs": [
+                    {"message": log.message, "flow_run_id": str(log.flow_run_id)} for log in logs
+                ],
                 "states": [s.name for s in states],
             }
         )
