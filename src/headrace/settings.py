@@ -43,6 +43,9 @@ class Settings:
     shutdown_timeout: float = 10.0
     scheduler_horizon_seconds: float = 600.0
     scheduler_min_runs: int = 3
+    late_runs_after_seconds: float = 15.0
+    cancelling_timeout_seconds: float = 300.0
+    services_fallback_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -126,6 +129,9 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HEADRACE_SHUTDOWN_TIMEOUT": ("shutdown_timeout", _positive_float),
     "HEADRACE_SCHEDULER_HORIZON_SECONDS": ("scheduler_horizon_seconds", _positive_float),
     "HEADRACE_SCHEDULER_MIN_RUNS": ("scheduler_min_runs", _positive_int),
+    "HEADRACE_LATE_RUNS_AFTER_SECONDS": ("late_runs_after_seconds", _positive_float),
+    "HEADRACE_CANCELLING_TIMEOUT_SECONDS": ("cancelling_timeout_seconds", _positive_float),
+    "HEADRACE_SERVICES_FALLBACK_SECONDS": ("services_fallback_seconds", _positive_float),
 }
 
 

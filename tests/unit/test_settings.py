@@ -34,6 +34,9 @@ def test_defaults() -> None:
     assert settings.pg_statement_timeout_ms == 30_000
     assert settings.pg_idle_in_transaction_timeout_ms == 10_000
     assert settings.shutdown_timeout == 10.0
+    assert settings.late_runs_after_seconds == 15.0
+    assert settings.cancelling_timeout_seconds == 300.0
+    assert settings.services_fallback_seconds == 300.0
 
 
 def test_sqlite_file_follows_home(tmp_path: Path) -> None:
@@ -76,6 +79,9 @@ VALID: dict[str, tuple[str, Any]] = {
     "HEADRACE_SHUTDOWN_TIMEOUT": ("2.5", 2.5),
     "HEADRACE_SCHEDULER_HORIZON_SECONDS": ("120", 120.0),
     "HEADRACE_SCHEDULER_MIN_RUNS": ("5", 5),
+    "HEADRACE_LATE_RUNS_AFTER_SECONDS": ("30", 30.0),
+    "HEADRACE_CANCELLING_TIMEOUT_SECONDS": ("60.5", 60.5),
+    "HEADRACE_SERVICES_FALLBACK_SECONDS": ("600", 600.0),
 }
 
 
@@ -178,6 +184,10 @@ INVALID: list[tuple[str, str]] = [
     ("HEADRACE_SHUTDOWN_TIMEOUT", "0"),
     ("HEADRACE_SCHEDULER_HORIZON_SECONDS", "-1"),
     ("HEADRACE_SCHEDULER_MIN_RUNS", "0"),
+    ("HEADRACE_LATE_RUNS_AFTER_SECONDS", "0"),
+    ("HEADRACE_LATE_RUNS_AFTER_SECONDS", "15s"),
+    ("HEADRACE_CANCELLING_TIMEOUT_SECONDS", "-1"),
+    ("HEADRACE_SERVICES_FALLBACK_SECONDS", "inf"),
     ("HEADRACE_SHUTDOWN_TIMEOUT", "inf"),
     ("HEADRACE_SHUTDOWN_TIMEOUT", "forever"),
 ]

@@ -132,6 +132,7 @@ async def create_flow_run(
         await server.pipeline.publish(
             [emit.flow_run_state_event(run, run["state"], None, flow_name, now)]
         )
+        server.flow_runs_changed(run["state"])
     return JSON(run, status_code=201)
 
 

@@ -29,6 +29,7 @@ async def create_flow_run(body: FlowRunCreate, request: Request) -> Response:
         await server.pipeline.publish(
             [emit.flow_run_state_event(run, run["state"], None, flow_name, now)]
         )
+        server.flow_runs_changed(run["state"])
     return JSON(run, status_code=201 if created else 200)
 
 
@@ -96,6 +97,7 @@ async def set_flow_run_state(run_id: str, body: SetState, request: Request) -> R
             transition.run, transition.written, transition.previous, transition.flow_name, now
         )
         await server.pipeline.publish([event])
+        server.flow_runs_changed(transition.written)  # wake the services it concerns
     return answers.result(transition.decision, transition.written)
 
 

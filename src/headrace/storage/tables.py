@@ -111,6 +111,11 @@ flow_runs = sa.Table(
     sa.Index(None, "deployment_id"),
     sa.Index(None, "created"),
     sa.Index(None, "work_queue_id", "state_type", "next_scheduled_start_time"),
+    # The services' "when is the next one due" questions: the earliest start of
+    # a run still named Scheduled (late runs), and CANCELLING/CANCELLED runs by
+    # when they entered that state (cancellation cleanup).
+    sa.Index(None, "state_type", "state_name", "next_scheduled_start_time"),
+    sa.Index(None, "state_type", "state_timestamp"),
     sa.UniqueConstraint("flow_id", "idempotency_key"),
 )
 
