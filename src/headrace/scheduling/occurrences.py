@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from croniter import CroniterBadDateError, croniter
-
 from headrace.scheduling import rrules, walltime
 from headrace.scheduling.schedules import (
     CronSchedule,
@@ -101,6 +99,9 @@ def _calendar_days(schedule: IntervalSchedule, after: datetime) -> Iterator[date
 
 def _cron_walls(schedule: CronSchedule, floor: datetime) -> Iterator[datetime]:
     # croniter is exclusive of its start and works on naive wall times here.
+    # Imported on first use: a server without cron schedules never loads croniter.
+    from croniter import CroniterBadDateError, croniter
+
     walker = croniter(schedule.cron, floor - timedelta(seconds=1), day_or=schedule.day_or)
     while True:
         try:

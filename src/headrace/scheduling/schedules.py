@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from pydantic import TypeAdapter, ValidationError
 
 from headrace.errors import InvalidInput
@@ -123,6 +122,8 @@ def _timezone(value: Any) -> str | None:
 
 
 def _parse_cron(data: Mapping[str, Any]) -> CronSchedule:
+    from croniter import croniter  # loaded on first use, like in occurrences
+
     expression = data["cron"]
     if not isinstance(expression, str) or not croniter.is_valid(expression):
         raise ScheduleError(f'Invalid cron string: "{expression}"')

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import jsonschema
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -136,6 +135,8 @@ async def resume(
 async def _check_input(
     conn: AsyncConnection, run_id: str, keyset: WireDict, run_input: WireDict
 ) -> str | None:
+    import jsonschema  # several MB; only a resume with input needs it
+
     try:
         stored = await read_input(conn, run_id, keyset["schema"])
     except NotFound:
