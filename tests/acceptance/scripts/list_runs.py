@@ -5,9 +5,9 @@ import json
 import sys
 
 from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import ObjectNotFound
 
 
 async def main(name: str) -> None:
