@@ -51,7 +51,7 @@ def _stringify_ids(value: Any) -> Any:
 
 class StateCreate(Body):
     type: StateTypeName
-    name: str | None = Field(default=None, max_length=64)
+    name: str | None = None
     message: str | None = None
     data: Any = None
     state_details: dict[str, Any] = Field(default_factory=dict)

@@ -31,7 +31,8 @@ def _state_columns() -> list[sa.Column[object]]:
     return [
         sa.Column("state_id", uuid_column()),
         sa.Column("state_type", sa.String(16)),
-        sa.Column("state_name", sa.String(64)),
+        # Any text: the client sends names of any length and reads them back unchanged.
+        sa.Column("state_name", sa.Text),
         sa.Column("state_timestamp", Timestamp()),
         sa.Column("state", json_column()),
     ]
@@ -55,7 +56,7 @@ def _state_history(name: str, run_column: str) -> sa.Table:
         _id(),
         sa.Column(run_column, uuid_column(), nullable=False),
         sa.Column("type", sa.String(16), nullable=False),
-        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
         sa.Column("timestamp", Timestamp(), nullable=False),
         sa.Column("message", sa.Text),
         sa.Column("data", json_column()),
