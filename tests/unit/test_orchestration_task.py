@@ -3,57 +3,30 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from tests.unit.orchestration_cases import (
+    ABORT,
+    ACCEPT,
+    ACCEPTED,
+    NOW,
+    REJECT,
+    RESULT,
+    STARTED,
+    WAIT,
+    Case,
+    aborted,
+    at,
+    check,
+    propose,
+    rejected,
+    stored,
+)
 
-from headrace.orchestration import Decision, RunView, decide_task_run
-from headrace.orchestration.states import wire_time
-from headrace.types import SetStateStatus, WireDict
-
-NOW = datetime(2026, 11, 25, 14, 54, 37, tzinfo=UTC)
-EARLIER = NOW - timedelta(seconds=10)
-STARTED = NOW - timedelta(seconds=60)
-RESULT = {"storage_key": "/results/abc", "serializer": {"type": "pickle"}}
-
-ACCEPT = SetStateStatus.ACCEPT
-REJECT = SetStateStatus.REJECT
-WAIT = SetStateStatus.WAIT
-ABORT = SetStateStatus.ABORT
-ACCEPTED = {"type": "accept_details"}
-
-
-def rejected(reason: str) -> WireDict:
-    return {"type": "reject_details", "reason": reason}
-
-
-def aborted(reason: str) -> WireDict:
-    return {"type": "abort_details", "reason": reason}
-
-
-def at(seconds: float) -> str:
-    return wire_time(NOW + timedelta(seconds=seconds))
-
-
-def stored(type_: str, name: str | None = None, *, data: Any = None, **details: Any) -> WireDict:
-    return {
-        "id": "state-0",
-        "type": type_,
-        "name": name or type_.capitalize(),
-        "timestamp": EARLIER,
-        "message": None,
-        "data": data,
-        "state_details": details,
-    }
-
-
-def propose(type_: str, name: str | None = None, *, data: Any = None, **details: Any) -> WireDict:
-    body: WireDict = {"type": type_, "message": None, "data": data, "state_details": details}
-    if name is not None:
-        body["name"] = name
-    return body
+from headrace.orchestration import RunView, decide_task_run
+from headrace.types import WireDict
 
 
 def policy(**changes: Any) -> WireDict:
@@ -72,21 +45,6 @@ def retry_in(seconds: float) -> WireDict:
     return {"total_run_time": 60.0, "next_scheduled_start_time": NOW + timedelta(seconds=seconds)}
 
 
-@dataclass
-class Case:
-    id: str
-    current: WireDict | None
-    proposed: WireDict
-    status: SetStateStatus
-    details: WireDict
-    state: tuple[str, str] | None
-    write: bool
-    run_update: WireDict = field(default_factory=dict)
-    run: WireDict = field(default_factory=dict)
-    force: bool = False
-    state_details: WireDict = field(default_factory=dict)
-
-
 def view(case: Case) -> RunView:
     fields: WireDict = {
         "state": case.current,
@@ -97,20 +55,6 @@ def view(case: Case) -> RunView:
     }
     fields.update(case.run)
     return RunView(**fields)
-
-
-def check(case: Case, decision: Decision) -> None:
-    assert decision.status is case.status
-    assert decision.details == case.details
-    assert decision.write_state is case.write
-    if case.state is None:
-        assert decision.state is None
-    else:
-        assert decision.state is not None
-        assert (decision.state["type"], decision.state["name"]) == case.state
-        for key, value in case.state_details.items():
-            assert decision.state["state_details"][key] == value, key
-    assert decision.run_update == case.run_update
 
 
 def retry_case(name: str, run_count: int, retry_delay: Any, expected_delay: float) -> Case:
