@@ -55,6 +55,8 @@ def create_app(server: Server) -> FastAPI:
     modules = (admin, flows, flow_runs, task_runs, logs, events, sockets, concurrency)
     for module in (*modules, deployments, work_pools, flow_run_inputs):
         api.include_router(module.router)
+    # issue #6 routers (concurrency limits, variables/artifacts/blocks, task queue) go here
+
     app.include_router(api)
     _install_error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=server.settings.max_body_bytes)

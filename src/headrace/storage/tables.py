@@ -302,3 +302,11 @@ flow_run_inputs = sa.Table(
     sa.Column("sender", sa.String(255)),
     sa.UniqueConstraint("flow_run_id", "key"),
 )
+
+# ---- service leases (migration 0006) ----
+
+# ---- concurrency limits (migration 0007) ----
+
+# ---- variables, artifacts, blocks (migration 0008) ----
+
+# ---- background task queue (migration 0009) ----
