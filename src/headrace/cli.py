@@ -1,4 +1,4 @@
-"""``headrace`` command line: server start, db upgrade/reset, version."""
+"""``headrace`` command line: server start, services start/ls, db upgrade/reset, version."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from headrace import PREFECT_COMPAT_VERSION, __version__
 from headrace.errors import ConfigError
 from headrace.settings import Settings, from_env
+
+if TYPE_CHECKING:
+    from headrace.server import Server
 
 logger = logging.getLogger("headrace")
 
@@ -65,12 +70,8 @@ def server_start(host: str | None, port: int | None, no_services: bool) -> None:
     asyncio.run(_serve(settings))
 
 
-async def _serve(settings: Settings) -> None:
-    import uvicorn
-
-    from headrace.api.app import create_app
-    from headrace.events.durable_ws import DurableAckWSProtocol
-    from headrace.server import Server
+async def _migrate_if_behind(settings: Settings) -> None:
+    """Apply pending migrations, in a child process so Alembic stays out of this one."""
     from headrace.storage import migrate
     from headrace.storage.db import Database
 
@@ -80,13 +81,31 @@ async def _serve(settings: Settings) -> None:
     finally:
         await migrations_db.dispose()
     if pending:
-        # Migrating in a child process keeps Alembic out of the server's memory.
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "headrace.cli", "db", "upgrade"
         )
         if await child.wait() != 0:
             raise click.ClickException("database migration failed; see the log above")
-    app = create_app(Server(settings, services=settings.services))
+
+
+def _server(settings: Settings, api: bool, services: list[str] | None) -> Server:
+    from headrace.server import Server
+
+    try:
+        return Server(settings, api=api, services=services)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from headrace.api.app import create_app
+    from headrace.events.durable_ws import DurableAckWSProtocol
+
+    await _migrate_if_behind(settings)
+    server = _server(settings, api=True, services=None if settings.services else [])
+    app = create_app(server)
     server_class = _server_class()
     config = uvicorn.Config(
         app,
@@ -155,6 +174,91 @@ def _server_class() -> type:
                     loop.remove_signal_handler(sig)
 
     return QuietExitServer
+
+
+@main.group()
+def services() -> None:
+    """Run or list the singleton services (scheduler, late runs, ...)."""
+
+
+@services.command("start")
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this service (repeatable; default: all). See `headrace services ls`.",
+)
+def services_start(only: tuple[str, ...]) -> None:
+    """Run services without the API, until SIGINT/SIGTERM.
+
+    Several such processes (and API processes) may share one Postgres database:
+    each singleton service runs in one process at a time, and moves to another
+    when its lease lapses.
+    """
+    from headrace.server import SERVICES
+
+    unknown = sorted(set(only) - set(SERVICES))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}",
+            param_hint="--only",
+        )
+    settings = _settings()
+    _configure_logging(settings.log_level)
+    asyncio.run(_run_services(settings, list(only) or None))
+
+
+async def _run_services(settings: Settings, only: list[str] | None) -> None:
+    await _migrate_if_behind(settings)
+    server = _server(settings, api=False, services=only)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    logger.info(
+        "headrace %s running services %s (database: %s)",
+        __version__,
+        ", ".join(only or server.singletons),
+        "sqlite" if settings.is_sqlite else "postgresql",
+    )
+    await stop.wait()
+    logger.info("stopping services")
+    await server.stop()
+
+
+@services.command("ls")
+def services_ls() -> None:
+    """List the services and which process holds each one's lease now."""
+    from headrace.server import SERVICES
+
+    settings = _settings()
+    leases = asyncio.run(_read_leases(settings))
+    now = datetime.now(UTC)
+    click.echo(f"{'SERVICE':<22} {'HELD BY':<40} {'LEASE':<14} DESCRIPTION")
+    for name, description in SERVICES.items():
+        lease = leases.get(name)
+        if lease is None or lease.expires <= now:
+            holder, until = "-", "-"
+        else:
+            holder, until = lease.holder, f"{(lease.expires - now).total_seconds():.0f}s left"
+        click.echo(f"{name:<22} {holder:<40} {until:<14} {description}")
+
+
+async def _read_leases(settings: Settings) -> dict[str, Any]:
+    from headrace.storage import service_leases
+    from headrace.storage.db import Database
+
+    database = Database(settings, component="cli")
+    try:
+        async with database.read() as conn:
+            return {lease.name: lease for lease in await service_leases.read(conn)}
+    except Exception as exc:
+        logger.debug("cannot read service leases: %s", exc)
+        return {}
+    finally:
+        await database.dispose()
 
 
 @main.group()

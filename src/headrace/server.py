@@ -1,21 +1,32 @@
-"""The parts of one headrace process, wired explicitly, started and stopped together."""
+"""The parts of one headrace process, wired explicitly, started and stopped together.
+
+One process may serve the API, run singleton services, or both. The singleton
+services run where their lease is held (``services/leases.py``); notices that
+wake them (a deployment changed, a flow run entered a state) travel on the bus,
+which on Postgres also reaches the other processes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
+from headrace import messaging
+from headrace.errors import ConfigError
 from headrace.events import emit
 from headrace.events.pipeline import Pipeline
+from headrace.events.relay import EventRelay
 from headrace.events.stream import Broadcaster
 from headrace.services.cancellation_cleanup import CancellationCleanup
 from headrace.services.late_runs import LateRuns
+from headrace.services.leases import LeaseKeeper
 from headrace.services.pause_expirations import PauseExpirations
 from headrace.services.retention import Retention
 from headrace.services.scheduler import Scheduler
-from headrace.services.supervisor import Supervisor
+from headrace.services.supervisor import ServiceLoop, Supervisor
 from headrace.settings import Settings
 from headrace.storage import flow_runs
 from headrace.storage.db import Database
@@ -23,20 +34,56 @@ from headrace.types import WireDict
 
 logger = logging.getLogger(__name__)
 
+# What each singleton service does, as ``headrace services ls`` shows it.
+SERVICES: dict[str, str] = {
+    "scheduler": "materialises deployment schedules into scheduled runs",
+    "late-runs": "marks scheduled runs nobody started Late",
+    "pause-expirations": "fails paused runs whose pause timed out",
+    "cancellation-cleanup": "cancels subflows of cancelled runs; ends stuck cancellations",
+    "retention": "trims old events and logs",
+}
+
+_EVENT_IDS_PER_NOTICE = 150  # keeps a notice under Postgres' 8000-byte payload limit
+
+
+def _state_notice(state: WireDict | None) -> WireDict:
+    """The part of a flow-run state the services decide on (small enough to send)."""
+    if state is None:
+        return {"state": None}
+    details = state.get("state_details") or {}
+    return {
+        "state": {
+            "type": state.get("type"),
+            "name": state.get("name"),
+            "timestamp": state.get("timestamp"),
+            "state_details": {
+                "scheduled_time": details.get("scheduled_time"),
+                "pause_timeout": details.get("pause_timeout"),
+            },
+        }
+    }
+
 
 class Server:
     """Settings, storage, the event pipeline and the services of one process.
 
     Args:
         settings: the frozen settings.
-        services: run the background services (``--no-services`` turns them off).
+        api: this process serves the API (it relays other processes' events to
+            its ``/events/out`` subscribers).
+        services: the singleton services this process may run (None: all of them).
     """
 
-    def __init__(self, settings: Settings, services: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, api: bool = True, services: Collection[str] | None = None
+    ) -> None:
         self.settings = settings
-        self.db = Database(settings, component="api")
+        self.api = api
+        self.db = Database(settings, component="api" if api else "services")
+        self.bus = messaging.create(settings)
         self.broadcaster = Broadcaster()
-        self.pipeline = Pipeline(self.db, settings, self.broadcaster)
+        self.pipeline = Pipeline(self.db, settings, self.broadcaster, self._events_committed)
+        self.relay = EventRelay(self.db, self.broadcaster)
         self.retention = Retention(self.db, settings)
         self.scheduler = Scheduler(
             self.db,
@@ -60,20 +107,51 @@ class Server:
             publish=self.pipeline.publish,
             fallback=fallback,
         )
+        # The one place a singleton service is registered (name -> loop).
+        self.singletons: dict[str, ServiceLoop] = {
+            "scheduler": self.scheduler.loop,
+            "late-runs": self.late_runs.loop,
+            "pause-expirations": self.pause_expirations.loop,
+            "cancellation-cleanup": self.cancellation_cleanup.loop,
+            "retention": self.retention.loop,
+        }
+        chosen = list(self.singletons) if services is None else list(services)
+        unknown = sorted(set(chosen) - set(self.singletons))
+        if unknown:
+            raise ConfigError(
+                f"unknown service(s) {', '.join(unknown)}; known: {', '.join(self.singletons)}"
+            )
         self.supervisor = Supervisor()
         self.supervisor.add("event-pipeline", self.pipeline.run)
-        if services:
-            self.supervisor.add("retention", self.retention.loop)
-            self.supervisor.add("scheduler", self.scheduler.loop)
-            for service in self._flow_run_services():
-                self.supervisor.add(service.name, service.loop)
+        if api and self.bus.crosses_processes:
+            self.supervisor.add("event-relay", self.relay.run)
+            self.bus.subscribe("events", self.relay.offer)
+        self.leases: LeaseKeeper | None = None
+        if chosen:
+            for name in chosen:
+                self.supervisor.add(name, self.singletons[name], autostart=False)
+            self.leases = LeaseKeeper(
+                self.db,
+                self.supervisor,
+                chosen,
+                duration=timedelta(seconds=settings.service_lease_seconds),
+                on_release=lambda: self.bus.publish("leases", {}, local=False),
+            )
+            self.supervisor.add("leases", self.leases.loop)
+            self.bus.subscribe("leases", lambda _notice: self._wake_leases())
+        self.bus.subscribe("deployments", lambda _notice: self.scheduler.wake())
+        self.bus.subscribe("flow-runs", self._flow_runs_notice)
 
     def _flow_run_services(self) -> tuple[LateRuns, PauseExpirations, CancellationCleanup]:
         return (self.late_runs, self.pause_expirations, self.cancellation_cleanup)
 
+    def _wake_leases(self) -> None:
+        if self.leases is not None:
+            self.leases.wake()
+
     def deployments_changed(self) -> None:
         """Called by the API after a deployment or schedule write commits."""
-        self.scheduler.wake()
+        self.bus.publish("deployments", {})
 
     def flow_runs_changed(self, state: WireDict | None = None) -> None:
         """Called after a flow-run write commits; ``state`` is the state the run entered.
@@ -81,13 +159,27 @@ class Server:
         Each flow-run service wakes only when the change can make something due
         sooner than the moment it sleeps until (``None``: unknown change, all wake).
         """
+        self.bus.publish("flow-runs", _state_notice(state))
+
+    def _flow_runs_notice(self, notice: WireDict | None) -> None:
+        state = None if notice is None else notice.get("state")
         for service in self._flow_run_services():
             service.notice(state)
 
+    def _events_committed(self, events: list[WireDict]) -> None:
+        """Tell the other processes' relays which events were just stored."""
+        if not self.bus.crosses_processes:
+            return
+        ids = [e["id"] for e in events]
+        for start in range(0, len(ids), _EVENT_IDS_PER_NOTICE):
+            self.bus.publish(
+                "events", {"ids": ids[start : start + _EVENT_IDS_PER_NOTICE]}, local=False
+            )
+
     async def _announce_runs(self, runs: list[WireDict]) -> None:
         """Publish the ``prefect.flow-run.Scheduled`` events of runs the scheduler made."""
-        for run in runs:
-            self.flow_runs_changed(run["state"])
+        # One notice for the batch: the services look again and find the earliest.
+        self.flow_runs_changed(None)
         now = datetime.now(UTC)
         async with self.db.read() as conn:
             names = {
@@ -103,6 +195,7 @@ class Server:
         # flood cheap, which keeps request latency flat.
         gc.collect()
         gc.freeze()
+        await self.bus.start()
         self.supervisor.start()
 
     async def stop(self) -> None:
@@ -111,6 +204,7 @@ class Server:
         steps = (
             ("flush event queue", lambda: self.pipeline.drain(deadline)),
             ("stop services", lambda: self.supervisor.stop(deadline)),
+            ("close bus", self.bus.stop),
             ("close database", self.db.dispose),
         )
         for name, step in steps:

@@ -46,6 +46,7 @@ class Settings:
     late_runs_after_seconds: float = 15.0
     cancelling_timeout_seconds: float = 300.0
     services_fallback_seconds: float = 300.0
+    service_lease_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -132,6 +133,7 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HEADRACE_LATE_RUNS_AFTER_SECONDS": ("late_runs_after_seconds", _positive_float),
     "HEADRACE_CANCELLING_TIMEOUT_SECONDS": ("cancelling_timeout_seconds", _positive_float),
     "HEADRACE_SERVICES_FALLBACK_SECONDS": ("services_fallback_seconds", _positive_float),
+    "HEADRACE_SERVICE_LEASE_SECONDS": ("service_lease_seconds", _positive_float),
 }
 
 

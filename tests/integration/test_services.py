@@ -276,7 +276,7 @@ async def test_a_run_stuck_cancelling_is_cancelled_after_the_timeout(db: Databas
 async def test_server_wakes_only_the_services_a_change_concerns(tmp_path: Path) -> None:
     from headrace.server import Server
 
-    server = Server(Settings(home=tmp_path), services=False)
+    server = Server(Settings(home=tmp_path), services=[])
     try:
         services = (server.late_runs, server.pause_expirations, server.cancellation_cleanup)
         for service in services:

@@ -37,6 +37,7 @@ def test_defaults() -> None:
     assert settings.late_runs_after_seconds == 15.0
     assert settings.cancelling_timeout_seconds == 300.0
     assert settings.services_fallback_seconds == 300.0
+    assert settings.service_lease_seconds == 30.0
 
 
 def test_sqlite_file_follows_home(tmp_path: Path) -> None:
@@ -82,6 +83,7 @@ VALID: dict[str, tuple[str, Any]] = {
     "HEADRACE_LATE_RUNS_AFTER_SECONDS": ("30", 30.0),
     "HEADRACE_CANCELLING_TIMEOUT_SECONDS": ("60.5", 60.5),
     "HEADRACE_SERVICES_FALLBACK_SECONDS": ("600", 600.0),
+    "HEADRACE_SERVICE_LEASE_SECONDS": ("5", 5.0),
 }
 
 
@@ -188,6 +190,7 @@ INVALID: list[tuple[str, str]] = [
     ("HEADRACE_LATE_RUNS_AFTER_SECONDS", "15s"),
     ("HEADRACE_CANCELLING_TIMEOUT_SECONDS", "-1"),
     ("HEADRACE_SERVICES_FALLBACK_SECONDS", "inf"),
+    ("HEADRACE_SERVICE_LEASE_SECONDS", "0"),
     ("HEADRACE_SHUTDOWN_TIMEOUT", "inf"),
     ("HEADRACE_SHUTDOWN_TIMEOUT", "forever"),
 ]

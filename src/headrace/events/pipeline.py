@@ -46,11 +46,19 @@ class Pipeline:
         db: where events are written.
         settings: queue bound, batch size, flush delay.
         broadcaster: live subscribers (``/events/out``) fed after each commit.
+        committed: also told of each commit's new events (to tell other processes).
     """
 
-    def __init__(self, db: Database, settings: Settings, broadcaster: Broadcaster) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        broadcaster: Broadcaster,
+        committed: Callable[[list[WireDict]], None] | None = None,
+    ) -> None:
         self.db = db
         self.broadcaster = broadcaster
+        self.committed = committed
         self.batch_size = settings.events_batch_size
         self.flush_seconds = settings.events_flush_ms / 1000
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=settings.events_queue_size)
@@ -123,7 +131,10 @@ class Pipeline:
         if self._pending == 0:
             self._drained.set()
         if inserted:
-            self.broadcaster.publish([e for e in events if e["id"] in inserted])
+            fresh = [e for e in events if e["id"] in inserted]
+            self.broadcaster.publish(fresh)
+            if self.committed is not None:
+                self.committed(fresh)
 
     async def _write(self, events: list[WireDict]) -> set[str]:
         """Commit ``events``; returns the ids that were new.

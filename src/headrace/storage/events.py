@@ -98,6 +98,12 @@ async def query_events(
     return rows, int(total)
 
 
+async def events_by_id(conn: AsyncConnection, ids: list[str]) -> list[WireDict]:
+    """The stored events among ``ids``, oldest first."""
+    stmt = sa.select(t.events).where(_ev.id.in_(ids)).order_by(_ev.occurred, _ev.id)
+    return [_wire(r) for r in await conn.execute(stmt)]
+
+
 def _clauses(p: dict[str, Any]) -> list[Any]:
     clauses: list[Any] = []
     if p.get("since") is not None:

@@ -305,6 +305,17 @@ flow_run_inputs = sa.Table(
 
 # ---- service leases (migration 0006) ----
 
+# Who runs each singleton service right now. A process runs a singleton service
+# only while it holds the row's lease; another takes over once ``expires`` passes.
+service_leases = sa.Table(
+    "service_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("acquired", Timestamp(), nullable=False),
+    sa.Column("expires", Timestamp(), nullable=False),
+)
+
 # ---- concurrency limits (migration 0007) ----
 
 # ---- variables, artifacts, blocks (migration 0008) ----
