@@ -14,6 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from headrace import __version__
 from headrace.api import (
     admin,
+    artifacts,
+    block_documents,
+    block_types,
     concurrency,
     deployments,
     events,
@@ -23,6 +26,7 @@ from headrace.api import (
     logs,
     sockets,
     task_runs,
+    variables,
     work_pools,
 )
 from headrace.api.responses import JSON
@@ -56,6 +60,8 @@ def create_app(server: Server) -> FastAPI:
     for module in (*modules, deployments, work_pools, flow_run_inputs):
         api.include_router(module.router)
     # issue #6 routers (concurrency limits, variables/artifacts/blocks, task queue) go here
+    for module in (variables, artifacts, block_types, block_documents):
+        api.include_router(module.router)
 
     app.include_router(api)
     _install_error_handlers(app)

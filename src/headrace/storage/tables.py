@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from headrace.storage.columns import Timestamp, json_column, uuid_column
+from headrace.storage.json_value import JSONValue
 
 metadata = sa.MetaData(
     naming_convention={
@@ -319,5 +320,94 @@ service_leases = sa.Table(
 # ---- concurrency limits (migration 0007) ----
 
 # ---- variables, artifacts, blocks (migration 0008) ----
+
+variables = sa.Table(
+    "variables",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("value", JSONValue()),
+    sa.Column("tags", json_column(), nullable=False),
+    sa.UniqueConstraint("name"),
+)
+
+# No foreign keys to runs: an artifact may name a task run the server knows only
+# from events (or not yet), and artifacts outlive the runs they came from.
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("key", sa.String(255)),
+    sa.Column("type", sa.String(255)),
+    sa.Column("description", sa.Text),
+    sa.Column("data", JSONValue()),
+    sa.Column("metadata_", json_column()),
+    sa.Column("flow_run_id", uuid_column()),
+    sa.Column("task_run_id", uuid_column()),
+    sa.Index(None, "key", "created"),
+    sa.Index(None, "flow_run_id"),
+    sa.Index(None, "task_run_id"),
+)
+
+# One row per artifact key: the key's identity (id, first created) and its latest version.
+artifact_collections = sa.Table(
+    "artifact_collections",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("latest_id", uuid_column(), nullable=False),
+    sa.UniqueConstraint("key"),
+)
+
+block_types = sa.Table(
+    "block_types",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("slug", sa.String(255), nullable=False),
+    sa.Column("logo_url", sa.Text),
+    sa.Column("documentation_url", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("code_example", sa.Text),
+    sa.Column("is_protected", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint("slug"),
+)
+
+# ``fields`` is kept as the client sent it (definitions and block_schema_references
+# included), so reads return exactly what the checksum was computed from.
+block_schemas = sa.Table(
+    "block_schemas",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("checksum", sa.String(255), nullable=False),
+    sa.Column("fields", json_column(), nullable=False),
+    sa.Column("capabilities", json_column(), nullable=False),
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("block_type_id", uuid_column(), nullable=False),
+    sa.UniqueConstraint("checksum", "version"),
+    sa.Index(None, "block_type_id", "created"),
+)
+
+# ``data`` keeps nested saved blocks as ``{"$ref": {"block_document_id": ...}}``;
+# reads resolve them.
+block_documents = sa.Table(
+    "block_documents",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("data", json_column(), nullable=False),
+    sa.Column("is_anonymous", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("block_type_name", sa.String(255)),
+    sa.Column("block_type_id", uuid_column(), nullable=False),
+    sa.Column("block_schema_id", uuid_column(), nullable=False),
+    sa.UniqueConstraint("block_type_id", "name"),
+    sa.Index(None, "block_schema_id"),
+)
 
 # ---- background task queue (migration 0009) ----
