@@ -27,9 +27,11 @@ from headrace.services.pause_expirations import PauseExpirations
 from headrace.services.retention import Retention
 from headrace.services.scheduler import Scheduler
 from headrace.services.supervisor import ServiceLoop, Supervisor
+from headrace.services.task_redelivery import TaskRedelivery
 from headrace.settings import Settings
 from headrace.storage import flow_runs
 from headrace.storage.db import Database
+from headrace.task_queue import TaskQueue
 from headrace.types import WireDict
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ SERVICES: dict[str, str] = {
     "pause-expirations": "fails paused runs whose pause timed out",
     "cancellation-cleanup": "cancels subflows of cancelled runs; ends stuck cancellations",
     "retention": "trims old events and logs",
+    "task-redelivery": "requeues background task runs whose task worker went away",
 }
 
 _EVENT_IDS_PER_NOTICE = 150  # keeps a notice under Postgres' 8000-byte payload limit
@@ -107,6 +110,14 @@ class Server:
             publish=self.pipeline.publish,
             fallback=fallback,
         )
+        # Background task runs: the queue wakes this process's task-worker
+        # subscriptions; other processes hear of enqueued runs on the bus.
+        self.task_queue = TaskQueue(
+            self.db, announce=lambda notice: self.bus.publish("task-queue", notice, local=False)
+        )
+        self.task_redelivery = TaskRedelivery(self.db, self.task_queue, fallback=fallback)
+        self.task_queue.on_lease = self.task_redelivery.wake_if_sooner
+        self.bus.subscribe("task-queue", self.task_queue.on_notice)
         # The one place a singleton service is registered (name -> loop).
         self.singletons: dict[str, ServiceLoop] = {
             "scheduler": self.scheduler.loop,
@@ -114,6 +125,7 @@ class Server:
             "pause-expirations": self.pause_expirations.loop,
             "cancellation-cleanup": self.cancellation_cleanup.loop,
             "retention": self.retention.loop,
+            "task-redelivery": self.task_redelivery.loop,
         }
         chosen = list(self.singletons) if services is None else list(services)
         unknown = sorted(set(chosen) - set(self.singletons))

@@ -26,6 +26,7 @@ from headrace.api import (
     logs,
     sockets,
     task_runs,
+    task_subscriptions,
     variables,
     work_pools,
 )
@@ -62,6 +63,7 @@ def create_app(server: Server) -> FastAPI:
     # issue #6 routers (concurrency limits, variables/artifacts/blocks, task queue) go here
     for module in (variables, artifacts, block_types, block_documents):
         api.include_router(module.router)
+    api.include_router(task_subscriptions.router)
 
     app.include_router(api)
     _install_error_handlers(app)

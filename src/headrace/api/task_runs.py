@@ -9,15 +9,18 @@ from headrace.api import deps
 from headrace.api import orchestration as answers
 from headrace.api.responses import JSON
 from headrace.api.schemas import Filter, SetState, TaskRunCreate, TaskRunUpdate
-from headrace.storage import task_runs
+from headrace.storage import task_queue, task_runs
 
 router = APIRouter()
 
 
 @router.post("/task_runs/")
 async def create_task_run(body: TaskRunCreate, request: Request) -> Response:
-    async with deps.server(request).db.write() as conn:
+    server = deps.server(request)
+    async with server.db.write() as conn:
         run, created = await task_runs.create_task_run(conn, body.wire(), deps.now())
+    if created and task_queue.is_deferred_scheduled(run["state"]):
+        server.task_queue.enqueued([run["task_key"]])
     return JSON(run, status_code=201 if created else 200)
 
 
@@ -61,14 +64,17 @@ async def delete_task_run(run_id: str, request: Request) -> Response:
 
 @router.post("/task_runs/{run_id}/set_state")
 async def set_task_run_state(run_id: str, body: SetState, request: Request) -> Response:
-    async with deps.server(request).db.write() as conn:
-        decision, written, _run = await task_runs.set_task_run_state(
+    server = deps.server(request)
+    async with server.db.write() as conn:
+        decision, written, run = await task_runs.set_task_run_state(
             conn,
             deps.uuid_path(run_id, "task run id"),
             body.state.wire(),
             body.force,
             deps.now(),
         )
+    if task_queue.is_deferred_scheduled(written):
+        server.task_queue.enqueued([run["task_key"]])
     return answers.result(decision, written)
 
 

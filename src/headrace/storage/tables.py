@@ -411,3 +411,27 @@ block_documents = sa.Table(
 )
 
 # ---- background task queue (migration 0009) ----
+
+# One row per background task run (``task.delay()``) not yet started by a task
+# worker. Unclaimed rows wait for delivery; a claimed row is held by the task
+# worker ``claimed_by`` (its client id) until ``lease_until``, which its live
+# subscription keeps renewing. ``state`` is the deferred Scheduled state pushed
+# to the worker (it names the parameters in result storage). ``priority`` 0 is a
+# retry or redelivery, served before new runs (1) of the same keys.
+task_run_queue = sa.Table(
+    "task_run_queue",
+    metadata,
+    sa.Column("task_run_id", uuid_column(), primary_key=True),
+    sa.Column("task_key", sa.String(255), nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("enqueued", Timestamp(), nullable=False),
+    sa.Column("state", json_column(), nullable=False),
+    sa.Column("claimed_by", sa.String(255)),
+    sa.Column("claimed_at", Timestamp()),
+    sa.Column("acked_at", Timestamp()),
+    sa.Column("lease_until", Timestamp()),
+    sa.Column("deliveries", sa.Integer, nullable=False, server_default="0"),
+    sa.Index(None, "task_key", "priority", "enqueued"),
+    sa.Index(None, "claimed_by"),
+    sa.Index(None, "lease_until"),
+)

@@ -13,7 +13,7 @@ from headrace.errors import NotFound
 from headrace.events.recorder import TaskRunFold
 from headrace.orchestration import Decision
 from headrace.storage import dialect as dialects
-from headrace.storage import filters, runs
+from headrace.storage import filters, runs, task_queue
 from headrace.storage import tables as t
 from headrace.storage.common import new_id, page, row_dict
 from headrace.types import WireDict
@@ -103,6 +103,8 @@ async def create_task_run(
     new.update(labels=labels, **timing, **runs.current_state_columns(state))
     await conn.execute(sa.insert(t.task_runs), [new])
     await conn.execute(sa.insert(t.task_run_states), [history])
+    if task_queue.is_deferred_scheduled(state):
+        await task_queue.enqueue(conn, new, state, now)
     return runs.wire_run(new, now), True
 
 
@@ -135,6 +137,7 @@ async def delete_task_run(conn: AsyncConnection, run_id: str) -> None:
     await conn.execute(
         sa.delete(t.task_run_states).where(t.task_run_states.c.task_run_id == run_id)
     )
+    await task_queue.dequeue(conn, run_id)
 
 
 def task_run_where(body: WireDict, dialect: str) -> list[Any]:
@@ -184,6 +187,8 @@ async def set_task_run_state(
         now,
     )
     after = await _row(conn, run_id) if written is not None else row
+    if written is not None and task_queue.is_deferred_scheduled(written):
+        await task_queue.enqueue(conn, after, written, now)
     return decision, written, runs.wire_run(after, now)
 
 
