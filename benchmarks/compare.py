@@ -9,8 +9,9 @@ scenario scripts run with the client venv's python. Raw outputs go to
 ``summary.md`` and ``summary.json`` there.
 
 examples:
-  benchmarks/compare.py                                  # s1 s4 s5, both servers, full size
-  benchmarks/compare.py --quick --only reference         # plumbing check (~5 min)
+  benchmarks/compare.py                                  # everything, both servers, full size
+  benchmarks/compare.py --scenarios s2 s2w s3 s3x        # the scheduler scenarios of issue #5
+  benchmarks/compare.py --quick --only reference         # plumbing check
   benchmarks/compare.py --scenarios s4 --events 20000 --only headrace \\
       --reference-results benchmarks/results/20250101-120000
 """
@@ -33,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import report
+import sched_plans
 
 REPO = Path(__file__).resolve().parent.parent
 SERVERS = ("headrace", "reference")
-ALL_SCENARIOS = ("s1", "s4", "s5")
+ALL_SCENARIOS = ("s1", "s2", "s2w", "s3", "s3x", "s4", "s5")
 
 DEFAULT_CMDS = {
     "headrace": f"{REPO}/.venv/bin/headrace server start --host 127.0.0.1 --port {{port}}",
@@ -67,14 +69,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scenarios",
         nargs="+",
         default=list(ALL_SCENARIOS),
-        help="any of s1 s4 s5 (space- or comma-separated; default: all three)",
+        help="any of s1 s2 s2w s3 s3x s4 s5 (space- or comma-separated; default: all; "
+        "s3x runs against headrace only)",
     )
     ap.add_argument("--only", choices=["headrace", "reference", "both"], default="both")
     ap.add_argument(
         "--quick",
         action="store_true",
         help="short sizes for a plumbing check: S1 10 s warm-up + 20 s, S4 10,000 events, "
-        "S5 2 big flows + 2 rounds (explicit flags still win)",
+        "S5 2 big flows + 2 rounds, S2 10 + 60 s, S2w 5 deployments 15 + 60 s, S3 100 "
+        "deployments, S3x 500 deployments (explicit flags still win)",
     )
     ap.add_argument("--duration", type=float, help="S1 measured window, s (default 120; quick 20)")
     ap.add_argument("--warmup", type=float, help="S1 warm-up, s (default 30; quick 10)")
@@ -96,6 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--concurrency", type=int, default=20, help="S5 concurrent short flows (default 20)"
     )
+    sched_plans.add_args(ap)
     ap.add_argument(
         "--shared",
         type=Path,
@@ -144,11 +149,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.repeats = a.repeats if a.repeats is not None else (2 if q else 5)
     a.rounds = a.rounds if a.rounds is not None else (2 if q else 3)
     a.shared = a.shared.resolve()
+    sched_plans.finish(a)
     return a
 
 
-def scenario_plan(a: argparse.Namespace, scen: str, out_dir: Path) -> tuple[str, list[str], float]:
+def scenario_plan(
+    a: argparse.Namespace, scen: str, server: str, out_dir: Path
+) -> tuple[str, list[str], float]:
     """(run name, scenario script + args, hard timeout in s excluding start-up)."""
+    if scen in sched_plans.SCENARIOS:
+        return sched_plans.plan(a, scen, server, out_dir)
     if scen == "s1":
         return (
             "s1_idle_r1",
@@ -239,7 +249,7 @@ def run_one(
     """Run one scenario against one fresh server through the shared harness."""
     out_dir = out_root / server
     out_dir.mkdir(parents=True, exist_ok=True)
-    name, scen_args, budget = scenario_plan(a, scen, out_dir)
+    name, scen_args, budget = scenario_plan(a, scen, server, out_dir)
     port = free_port()
     cmd_t = a.headrace_cmd if server == "headrace" else a.reference_cmd
     envs = DEFAULT_ENVS[server] + (a.headrace_env if server == "headrace" else a.reference_env)
@@ -270,6 +280,7 @@ def run_one(
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HEADRACE_"))}
     env.update(DO_NOT_TRACK="1", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    env["BENCH_SHARED_DIR"] = str(a.shared)  # our scenario scripts import benchlib from there
     hlog_path = out_dir / f"{name}.harness.log"
     log(f"{server} {scen}: port {port}, hard timeout {timeout:.0f}s -> {hlog_path}")
     (out_dir / f"{name}.cmd").write_text(shlex.join(harness) + "\n")
@@ -326,6 +337,7 @@ def run_one(
         "server_pid": server_pid,
         "port": port,
         "metrics": report.extract(scen, data, meta),
+        "notes": data.get("notes") or [],  # e.g. S2w: the machine was saturated
     }
 
 
@@ -371,10 +383,22 @@ def reference_figures(
                 for k, v in report.extract(scen, data, meta).items():
                     if v is not None and k not in values:
                         values[k], source[k] = v, str(a.reference_results.name)
-    for k, v in report.DOC_REFERENCE.items():
+    for k, doc in report.DOC_REFERENCE.items():
         if k not in values and k.split(".")[0] in a.scenarios:
-            values[k], source[k] = v, "doc"
+            values[k], source[k] = doc.value, "doc"
     return values, source
+
+
+def scenario_params(a: argparse.Namespace) -> list[str]:
+    """One-line descriptions of the sizes of the selected scenarios, in order."""
+    own = {
+        "s1": f"S1 warm-up {a.warmup:g} s + {a.duration:g} s",
+        "s4": f"S4 {a.events:,} events over {a.connections} sockets",
+        "s5": f"S5 {a.repeats} x {a.tasks} tasks, {a.rounds} x {a.concurrency} concurrent "
+        "short flows",
+    }
+    sched = dict(zip(sched_plans.SCENARIOS, sched_plans.params(a), strict=True))
+    return [own.get(s) or sched[s] for s in a.scenarios]
 
 
 def _jsonable(o: Any) -> Any:
@@ -409,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for scen in a.scenarios:
             for server in servers:  # one at a time: both share the same 2 cores
+                if server == "reference" and scen in sched_plans.HEADRACE_ONLY:
+                    continue
                 runs.append(run_one(a, server, scen, out_root, work_root))
     finally:
         if not a.keep_homes:
@@ -421,13 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     md, rows = report.table(a.scenarios, headrace, reference, ref_source)
     status = "\n".join(
         f"- {r['server']} {r['scenario']} ({r['name']}): {r['status']}, {r['wall_s']} s"
+        + "".join(f"\n  - note: {n}" for n in r["notes"])
         for r in runs
     )
-    params = (
-        f"S1 warm-up {a.warmup:g} s + {a.duration:g} s; S4 {a.events:,} events over "
-        f"{a.connections} sockets; S5 {a.repeats} x {a.tasks} tasks, {a.rounds} x {a.concurrency} "
-        "concurrent short flows"
-    )
+    params = "; ".join(scenario_params(a))
     text = f"# headrace vs reference ({stamp})\n\n{params}\n\n{status}\n\n{md}\n"
     (out_root / "summary.md").write_text(text)
     (out_root / "summary.json").write_text(

@@ -1,45 +1,35 @@
 """Metrics, goals and the comparison table for ``compare.py``.
 
 Each metric reads one figure from a scenario's JSON output (written by the
-shared scenario scripts) or from the harness's ``<name>.server.json``. Goals
-come from the performance issue; the ones stated relative to the reference
-use this run's reference figure, or an earlier run's (``--reference-results``),
-or the documented prefect 3.9.1 figure (marked "doc").
+shared scenario scripts or ours) or from the harness's ``<name>.server.json``.
+Goals come from the performance issues; the ones stated relative to the
+reference use this run's reference figure, or an earlier run's
+(``--reference-results``), or a documented figure (marked "doc", with its
+source under the table). S1/S4/S5 are declared here, the scheduler scenarios
+S2/S2w/S3/S3x in ``sched_metrics.py``.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-Extract = Callable[[dict[str, Any], dict[str, Any]], Any]
+import sched_metrics
+from goals import AtLeast, Doc, Goal, Metric, get, ms
 
-# Documented prefect 3.9.1 figures (shared/bench/results/prefect-3.9.1/README.md),
-# used only when the reference was not run and no earlier run is given.
-DOC_REFERENCE = {
-    "s1.cpu_pct": 2.24,
-    "s1.rss_peak": 225.0,
-    "s5.cpu_ms_per_task": 37.0,
-    "s5.short_runs_per_s": 1.1,
-    "s5.settle_max": 5.2,
+# Documented prefect 3.9.1 figures, used only when the reference was not run and
+# no earlier run is given. Keys of S2/S3 come from sched_metrics.
+_README_391 = "shared/bench/results/prefect-3.9.1/README.md"
+DOC_REFERENCE: dict[str, Doc] = {
+    "s1.cpu_pct": Doc(2.24, f"{_README_391}, S1 idle 120 s (1.4-2.2 %)"),
+    "s1.rss_peak": Doc(225.0, f"{_README_391}, S1 idle (221-225 MB)"),
+    "s5.cpu_ms_per_task": Doc(37.0, f"{_README_391}, S5 (7.4 s per 200-task flow)"),
+    "s5.short_runs_per_s": Doc(1.1, f"{_README_391}, S5 20 concurrent short flows"),
+    "s5.settle_max": Doc(5.2, f"{_README_391}, S5 task runs settled after the flow"),
+    **sched_metrics.DOC_REFERENCE,
 }
-
-
-def get(d: Any, path: str) -> Any:
-    """Return ``d[a][b]...`` for ``path`` "a.b...", or None when any step is missing."""
-    for key in path.split("."):
-        if not isinstance(d, dict) or key not in d:
-            return None
-        d = d[key]
-    return d
-
-
-def _ms(v: Any) -> float | None:
-    return None if v is None else round(v * 1000, 1)
 
 
 def _lost(d: dict[str, Any], _m: dict[str, Any]) -> int | None:
@@ -83,6 +73,8 @@ def scenario_errors(scenario: str, data: dict[str, Any]) -> list[str]:
     """Failures inside a scenario that still exited 0 (e.g. flows that raised)."""
     if not data:
         return ["no scenario output"]
+    if scenario in sched_metrics.SCENARIOS:
+        return sched_metrics.scenario_errors(scenario, data)
     errs: list[str] = []
     if scenario == "s1" and data.get("health_ok_at_end") is False:
         errs.append("/health failed at the end of the window")
@@ -94,48 +86,6 @@ def scenario_errors(scenario: str, data: dict[str, Any]) -> list[str]:
         if data.get("B_failed_runs"):
             errs.append(f"{data['B_failed_runs']} short flow run(s) failed")
     return errs
-
-
-@dataclass(frozen=True)
-class Goal:
-    """A pass/fail check on the headrace figure.
-
-    Args:
-        text: how the goal reads in the table.
-        op: "<=", "<", ">=" or "==".
-        value: absolute bound, or the multiplier of the reference when ``relative``.
-        relative: compare against ``value`` x the reference figure.
-    """
-
-    text: str
-    op: str
-    value: float
-    relative: bool = False
-
-    def check(self, headrace: Any, reference: Any) -> bool | None:
-        if not isinstance(headrace, (int, float)):
-            return None
-        bound = self.value
-        if self.relative:
-            if not isinstance(reference, (int, float)):
-                return None
-            bound = self.value * reference
-        return {
-            "<=": headrace <= bound,
-            "<": headrace < bound,
-            ">=": headrace >= bound,
-            "==": headrace == bound,
-        }[self.op]
-
-
-@dataclass(frozen=True)
-class Metric:
-    scenario: str  # s1 / s4 / s5
-    key: str
-    label: str
-    unit: str
-    extract: Extract
-    goal: Goal | None = None
 
 
 METRICS = [
@@ -219,14 +169,14 @@ METRICS = [
         "s4.health_p50_base",
         "/health p50 baseline",
         "ms",
-        lambda d, m: _ms(get(d, "latency_s.baseline.health.p50")),
+        lambda d, m: ms(get(d, "latency_s.baseline.health.p50")),
     ),
     Metric(
         "s4",
         "s4.health_p99_flood",
         "/health p99 during flood",
         "ms",
-        lambda d, m: _ms(get(d, "latency_s.flood.health.p99")),
+        lambda d, m: ms(get(d, "latency_s.flood.health.p99")),
         Goal("< 50 ms", "<", 50),
     ),
     Metric(
@@ -234,21 +184,21 @@ METRICS = [
         "s4.health_max_flood",
         "/health max during flood",
         "ms",
-        lambda d, m: _ms(get(d, "latency_s.flood.health.max")),
+        lambda d, m: ms(get(d, "latency_s.flood.health.max")),
     ),
     Metric(
         "s4",
         "s4.health_p99_drain",
         "/health p99 during drain",
         "ms",
-        lambda d, m: _ms(get(d, "latency_s.drain.health.p99")),
+        lambda d, m: ms(get(d, "latency_s.drain.health.p99")),
     ),
     Metric(
         "s4",
         "s4.frf_p99_flood",
         "/flow_runs/filter p99 during flood",
         "ms",
-        lambda d, m: _ms(get(d, "latency_s.flood.flow_runs_filter.p99")),
+        lambda d, m: ms(get(d, "latency_s.flood.flow_runs_filter.p99")),
     ),
     Metric(
         "s4",
@@ -318,6 +268,7 @@ METRICS = [
         lambda d, m: d.get("B_failed_runs"),
     ),
     Metric("s5", "s5.rss_peak", "RSS peak", "MiB", lambda d, m: d.get("rss_mb_peak")),
+    *sched_metrics.METRICS,
 ]
 
 
@@ -351,6 +302,8 @@ def _fmt(v: Any) -> str:
         return "-"
     if isinstance(v, bool):
         return str(v)
+    if isinstance(v, AtLeast):
+        return ">= " + _fmt(float(v))
     if isinstance(v, float):
         if v == float("inf"):
             return "never"
@@ -367,7 +320,7 @@ def _ratio(h: Any, r: Any) -> str:
         return "-"
     if r == 0 or h == float("inf") or r == float("inf"):
         return "-"
-    return f"{h / r:.3g}"
+    return ("<= " if isinstance(r, AtLeast) else "") + f"{h / r:.3g}"
 
 
 def table(
@@ -389,9 +342,9 @@ def table(
         "|---|---|---|---:|---:|---:|---|:---:|",
     ]
     rows = []
-    for m in METRICS:
-        if m.scenario not in scenarios:
-            continue
+    for m in sorted(
+        (m for m in METRICS if m.scenario in scenarios), key=lambda m: scenarios.index(m.scenario)
+    ):
         h, r = headrace.get(m.key), reference.get(m.key)
         src = ref_source.get(m.key, "")
         met = m.goal.check(h, r) if m.goal else None
@@ -414,6 +367,7 @@ def table(
                 "headrace": h,
                 "reference": r,
                 "reference_source": src or "this run",
+                "reference_is_lower_bound": isinstance(r, AtLeast),
                 "goal": m.goal.text if m.goal else None,
                 "met": met if m.goal else None,
             }
@@ -421,6 +375,13 @@ def table(
     earlier = sorted({s for s in ref_source.values() if s not in ("", "doc")})
     if earlier:
         lines.append(f"\n\\* reference figure from an earlier run: {', '.join(earlier)}")
-    if "doc" in ref_source.values():
-        lines.append("\n(doc) documented prefect 3.9.1 figure (shared/bench/results/prefect-3.9.1)")
+    docs = [k for k in reference if ref_source.get(k) == "doc" and k in DOC_REFERENCE]
+    if docs:
+        lines.append("\n(doc) documented reference figures:")
+        lines += [f"- `{k}` {_fmt(reference[k])}: {DOC_REFERENCE[k].source}" for k in docs]
+    if any(isinstance(r, AtLeast) for r in reference.values()):
+        lines.append(
+            "\n`>= x`: a lower bound (the reference stopped before finishing); a relative goal "
+            "that the headrace figure misses against it shows `?`"
+        )
     return "\n".join(lines), rows

@@ -113,7 +113,10 @@ class Server:
         # Background task runs: the queue wakes this process's task-worker
         # subscriptions; other processes hear of enqueued runs on the bus.
         self.task_queue = TaskQueue(
-            self.db, announce=lambda notice: self.bus.publish("task-queue", notice, local=False)
+            self.db,
+            announce=lambda notice: self.bus.publish("task-queue", notice, local=False),
+            lease_seconds=settings.task_run_lease_seconds,
+            recheck_seconds=settings.task_run_recheck_seconds,
         )
         self.task_redelivery = TaskRedelivery(self.db, self.task_queue, fallback=fallback)
         self.task_queue.on_lease = self.task_redelivery.wake_if_sooner

@@ -47,6 +47,9 @@ class Settings:
     cancelling_timeout_seconds: float = 300.0
     services_fallback_seconds: float = 300.0
     service_lease_seconds: float = 30.0
+    task_run_lease_seconds: float = 30.0
+    task_run_recheck_seconds: float = 30.0
+    task_worker_silence_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -134,6 +137,9 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HEADRACE_CANCELLING_TIMEOUT_SECONDS": ("cancelling_timeout_seconds", _positive_float),
     "HEADRACE_SERVICES_FALLBACK_SECONDS": ("services_fallback_seconds", _positive_float),
     "HEADRACE_SERVICE_LEASE_SECONDS": ("service_lease_seconds", _positive_float),
+    "HEADRACE_TASK_RUN_LEASE_SECONDS": ("task_run_lease_seconds", _positive_float),
+    "HEADRACE_TASK_RUN_RECHECK_SECONDS": ("task_run_recheck_seconds", _positive_float),
+    "HEADRACE_TASK_WORKER_SILENCE_SECONDS": ("task_worker_silence_seconds", _positive_float),
 }
 
 

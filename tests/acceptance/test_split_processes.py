@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.conftest import RunningServer, make_server
 
 pytestmark = pytest.mark.postgres
@@ -96,9 +97,7 @@ def test_two_services_processes_share_the_work_and_survive_a_kill(
                     json={
                         "name": f"every-{i}",
                         "flow_id": flow["id"],
-                        "schedules": [
-                            {"schedule": {"interval": INTERVAL, "anchor_date": anchor}}
-                        ],
+                        "schedules": [{"schedule": {"interval": INTERVAL, "anchor_date": anchor}}],
                     },
                 )
                 assert made.status_code == 201, made.text

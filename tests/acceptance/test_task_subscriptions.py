@@ -178,6 +178,40 @@ async def test_a_run_not_acknowledged_before_disconnect_goes_to_the_next_worker(
     assert sorted(received) == sorted([first["id"], second["id"]])
 
 
+async def test_a_worker_that_stops_pinging_is_closed_and_its_run_goes_to_the_next(
+    tmp_path: Path,
+) -> None:
+    """A half-open connection (host gone, no FIN) must not keep its runs."""
+    silent_server = make_server(
+        tmp_path,
+        HEADRACE_TASK_WORKER_SILENCE_SECONDS="1.5",
+        HEADRACE_TASK_RUN_LEASE_SECONDS="2",
+    )
+    silent_server.start()
+    try:
+        key = f"silent-{uuid.uuid4().hex[:8]}"
+        async with es.http(silent_server.api_url + "/") as client:
+            run = await delay(client, key)
+            async with connect(
+                es.ws_url(silent_server, PATH), subprotocols=es.PREFECT, ping_interval=None
+            ) as ws:
+                await es.auth(ws)
+                await ws.send(json.dumps({"type": "subscribe", "keys": [key], "client_id": "x"}))
+                await ws.ping()  # pinged once, then silent: what a vanished host looks like
+                assert (await receive_run(ws))["id"] == run["id"]
+                await ws.send(ACK)
+                code, reason = await closed(ws)
+            assert code == 1011 and "no ping" in (reason or "")
+            # Acknowledged but never started: it goes to the next worker once the
+            # silent worker's lease lapses.
+            async with subscriber(silent_server, [key], "next") as ws:
+                assert (await receive_run(ws))["id"] == run["id"]
+                await ws.send(ACK)
+            assert (await client.get("health")).status_code == 200
+    finally:
+        silent_server.stop()
+
+
 async def test_each_run_goes_to_one_of_two_subscribers(
     server: RunningServer, client: httpx.AsyncClient, key: str
 ) -> None:

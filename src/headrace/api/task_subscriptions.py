@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from headrace.api import deps, sockets
 from headrace.api.responses import dumps
+from headrace.events.durable_ws import ack_tracker
 from headrace.task_queue import Subscription
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ PROTOCOL_VIOLATION = 4001
 INTERNAL_ERROR = 1011
 MAX_KEYS = 1000
 MAX_KEY_LENGTH = 255
+
+
+class PeerSilent(Exception):
+    """The peer stopped pinging: its host is gone even if the connection looks open."""
 
 
 class ProtocolViolation(Exception):
@@ -92,10 +98,14 @@ async def scheduled_task_runs(websocket: WebSocket) -> None:
         return
     logger.info("task worker %r subscribed to %d task key(s)", client_id, len(keys))
     subscription = server.task_queue.subscribe(keys, client_id)
+    silence = server.settings.task_worker_silence_seconds
     try:
-        await _deliver(websocket, subscription)
+        await _deliver(websocket, subscription, silence)
     except ProtocolViolation as exc:
         await _close(websocket, PROTOCOL_VIOLATION, str(exc))
+    except PeerSilent:
+        logger.warning("task worker %r stopped pinging; closing its subscription", client_id)
+        await _close(websocket, INTERNAL_ERROR, f"no ping for {silence:g} s")
     except (WebSocketDisconnect, OSError):
         pass  # the peer went away while a run was being sent
     except Exception:
@@ -106,13 +116,38 @@ async def scheduled_task_runs(websocket: WebSocket) -> None:
         logger.info("task worker %r unsubscribed", client_id)
 
 
-async def _deliver(websocket: WebSocket, subscription: Subscription) -> None:
-    """Push runs one at a time until the peer leaves or breaks the protocol."""
+async def _until_silent(websocket: WebSocket, seconds: float) -> None:
+    """Return once a peer that used to ping has not pinged for ``seconds``.
+
+    A task worker whose host vanished leaves a half-open connection that TCP may
+    not notice for hours; meanwhile its runs would stay claimed. Peers that never
+    ping are not judged.
+    """
+    tracker = ack_tracker(websocket.scope)
+    while True:
+        last = None if tracker is None else tracker.last_ping
+        if last is None:
+            await asyncio.sleep(seconds)
+            continue
+        left = last + seconds - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(left)
+
+
+async def _deliver(websocket: WebSocket, subscription: Subscription, silence: float) -> None:
+    """Push runs one at a time until the peer leaves, falls silent or breaks the protocol."""
     incoming = asyncio.ensure_future(websocket.receive())
+    silent = asyncio.ensure_future(_until_silent(websocket, silence))
     try:
         while True:
             claiming = asyncio.ensure_future(subscription.next_run())
-            await asyncio.wait({claiming, incoming}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({claiming, incoming, silent}, return_when=asyncio.FIRST_COMPLETED)
+            if silent.done():
+                claiming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await claiming
+                raise PeerSilent
             if not claiming.done():
                 claiming.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -121,7 +156,10 @@ async def _deliver(websocket: WebSocket, subscription: Subscription) -> None:
                 await _leave(websocket, _kind(incoming.result(), ack_expected=False))
                 return
             await websocket.send_text(dumps(claiming.result()).decode())
-            kind = _kind(await incoming, ack_expected=True)
+            await asyncio.wait({incoming, silent}, return_when=asyncio.FIRST_COMPLETED)
+            if not incoming.done():
+                raise PeerSilent
+            kind = _kind(incoming.result(), ack_expected=True)
             if kind != "ack":
                 await _leave(websocket, kind)
                 return
@@ -129,6 +167,7 @@ async def _deliver(websocket: WebSocket, subscription: Subscription) -> None:
             incoming = asyncio.ensure_future(websocket.receive())
     finally:
         incoming.cancel()
+        silent.cancel()
 
 
 def _kind(message: Mapping[str, Any], ack_expected: bool) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -64,6 +65,10 @@ class AckTracker:
         # (target, ping) in ping order; targets never decrease, so releasing from
         # the left keeps the pongs in the order of their pings.
         self._held: deque[tuple[int, events.Ping]] = deque()
+        # When the peer last pinged (monotonic), None before its first ping. The
+        # Prefect client pings every 20 s whatever the traffic, so a peer that
+        # has pinged and then falls silent is gone even if TCP has not noticed.
+        self.last_ping: float | None = None
 
     @property
     def enabled(self) -> bool:
@@ -213,6 +218,7 @@ class DurableAckWSProtocol(WSProtocol):
 
     def handle_ping(self, event: events.Ping) -> None:
         tracker = self.ack_tracker
+        tracker.last_ping = time.monotonic()
         if not tracker.must_hold():
             super().handle_ping(event)
             return
