@@ -298,5 +298,38 @@ async def _migrate(settings: Settings, reset: bool) -> None:
         await database.dispose()
 
 
+@main.group()
+def celery() -> None:
+    """Monitor a Celery cluster (Flower's job, on headrace's database)."""
+
+
+@celery.command("monitor")
+@click.option(
+    "--broker",
+    default=None,
+    metavar="URL",
+    help="Celery broker, redis://… or amqp://… (default: HEADRACE_CELERY_BROKER_URL).",
+)
+def celery_monitor(broker: str | None) -> None:
+    """Run only the Celery monitor, without the API, until SIGINT/SIGTERM.
+
+    It writes to the database the API processes read (``/flower/...``); like the
+    other singleton services it runs in one process at a time.
+    """
+    from headrace.settings import ENV
+
+    settings = _settings()
+    if broker is not None:
+        try:
+            ENV["HEADRACE_CELERY_BROKER_URL"][1](broker)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--broker") from None
+        settings = settings.replace(celery_broker_url=broker)
+    if not settings.celery_broker_url:
+        raise click.UsageError("give --broker URL or set HEADRACE_CELERY_BROKER_URL")
+    _configure_logging(settings.log_level)
+    asyncio.run(_run_services(settings, ["celery-monitor"]))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -13,6 +13,7 @@ import gc
 import logging
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from headrace import messaging
 from headrace.errors import ConfigError
@@ -34,6 +35,9 @@ from headrace.storage.db import Database
 from headrace.task_queue import TaskQueue
 from headrace.types import WireDict
 
+if TYPE_CHECKING:
+    from headrace.celery_monitor.service import CeleryMonitor
+
 logger = logging.getLogger(__name__)
 
 # What each singleton service does, as ``headrace services ls`` shows it.
@@ -44,6 +48,7 @@ SERVICES: dict[str, str] = {
     "cancellation-cleanup": "cancels subflows of cancelled runs; ends stuck cancellations",
     "retention": "trims old events and logs",
     "task-redelivery": "requeues background task runs whose task worker went away",
+    "celery-monitor": "folds Celery events into tasks and workers (HEADRACE_CELERY_BROKER_URL)",
 }
 
 _EVENT_IDS_PER_NOTICE = 150  # keeps a notice under Postgres' 8000-byte payload limit
@@ -130,6 +135,13 @@ class Server:
             "retention": self.retention.loop,
             "task-redelivery": self.task_redelivery.loop,
         }
+        # The Celery monitor exists only with a broker (kombu is imported only then).
+        self.celery_monitor: CeleryMonitor | None = None
+        if settings.celery_broker_url:
+            from headrace.celery_monitor.service import CeleryMonitor
+
+            self.celery_monitor = CeleryMonitor(self.db, settings)
+            self.singletons["celery-monitor"] = self.celery_monitor.run
         chosen = list(self.singletons) if services is None else list(services)
         unknown = sorted(set(chosen) - set(self.singletons))
         if unknown:

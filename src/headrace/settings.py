@@ -50,6 +50,13 @@ class Settings:
     task_run_lease_seconds: float = 30.0
     task_run_recheck_seconds: float = 30.0
     task_worker_silence_seconds: float = 60.0
+    celery_broker_url: str = ""
+    celery_event_queue: str = "headrace.celeryev"
+    celery_enable_events: bool = True
+    celery_reconnect_max_seconds: float = 60.0
+    celery_queue_size: int = 50_000
+    celery_max_field_bytes: int = 65_536
+    celery_retention_days: float = 7.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -99,6 +106,28 @@ def _database_url(value: str) -> str:
     return value
 
 
+def _celery_broker_url(value: str) -> str:
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme not in ("redis", "rediss", "amqp", "amqps", "pyamqp"):
+        raise ValueError("must be a redis://, rediss://, amqp:// or amqps:// broker URL")
+    return value
+
+
+def _name(value: str) -> str:
+    if not value or len(value) > 255:
+        raise ValueError("must be 1 to 255 characters")
+    return value
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _path(value: str) -> Path:
     if not value:
         raise ValueError("must not be empty")
@@ -140,6 +169,13 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HEADRACE_TASK_RUN_LEASE_SECONDS": ("task_run_lease_seconds", _positive_float),
     "HEADRACE_TASK_RUN_RECHECK_SECONDS": ("task_run_recheck_seconds", _positive_float),
     "HEADRACE_TASK_WORKER_SILENCE_SECONDS": ("task_worker_silence_seconds", _positive_float),
+    "HEADRACE_CELERY_BROKER_URL": ("celery_broker_url", _celery_broker_url),
+    "HEADRACE_CELERY_EVENT_QUEUE": ("celery_event_queue", _name),
+    "HEADRACE_CELERY_ENABLE_EVENTS": ("celery_enable_events", _boolean),
+    "HEADRACE_CELERY_RECONNECT_MAX_SECONDS": ("celery_reconnect_max_seconds", _positive_float),
+    "HEADRACE_CELERY_QUEUE_SIZE": ("celery_queue_size", _positive_int),
+    "HEADRACE_CELERY_MAX_FIELD_BYTES": ("celery_max_field_bytes", _positive_int),
+    "HEADRACE_CELERY_RETENTION_DAYS": ("celery_retention_days", _positive_float),
 }
 
 

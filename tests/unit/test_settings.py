@@ -38,6 +38,13 @@ def test_defaults() -> None:
     assert settings.cancelling_timeout_seconds == 300.0
     assert settings.services_fallback_seconds == 300.0
     assert settings.service_lease_seconds == 30.0
+    assert settings.celery_broker_url == ""
+    assert settings.celery_event_queue == "headrace.celeryev"
+    assert settings.celery_enable_events is True
+    assert settings.celery_reconnect_max_seconds == 60.0
+    assert settings.celery_queue_size == 50_000
+    assert settings.celery_max_field_bytes == 65_536
+    assert settings.celery_retention_days == 7.0
 
 
 def test_sqlite_file_follows_home(tmp_path: Path) -> None:
@@ -87,6 +94,13 @@ VALID: dict[str, tuple[str, Any]] = {
     "HEADRACE_TASK_RUN_LEASE_SECONDS": ("12", 12.0),
     "HEADRACE_TASK_RUN_RECHECK_SECONDS": ("90", 90.0),
     "HEADRACE_TASK_WORKER_SILENCE_SECONDS": ("45", 45.0),
+    "HEADRACE_CELERY_BROKER_URL": ("redis://127.0.0.1:6379/7", "redis://127.0.0.1:6379/7"),
+    "HEADRACE_CELERY_EVENT_QUEUE": ("mon.events", "mon.events"),
+    "HEADRACE_CELERY_ENABLE_EVENTS": ("false", False),
+    "HEADRACE_CELERY_RECONNECT_MAX_SECONDS": ("5", 5.0),
+    "HEADRACE_CELERY_QUEUE_SIZE": ("2000", 2000),
+    "HEADRACE_CELERY_MAX_FIELD_BYTES": ("1024", 1024),
+    "HEADRACE_CELERY_RETENTION_DAYS": ("0.5", 0.5),
 }
 
 
@@ -197,6 +211,14 @@ INVALID: list[tuple[str, str]] = [
     ("HEADRACE_TASK_RUN_LEASE_SECONDS", "-1"),
     ("HEADRACE_TASK_RUN_RECHECK_SECONDS", "nan"),
     ("HEADRACE_TASK_WORKER_SILENCE_SECONDS", "0"),
+    ("HEADRACE_CELERY_BROKER_URL", "http://127.0.0.1:6379"),
+    ("HEADRACE_CELERY_BROKER_URL", "127.0.0.1:5672"),
+    ("HEADRACE_CELERY_EVENT_QUEUE", "q" * 256),
+    ("HEADRACE_CELERY_ENABLE_EVENTS", "sometimes"),
+    ("HEADRACE_CELERY_RECONNECT_MAX_SECONDS", "0"),
+    ("HEADRACE_CELERY_QUEUE_SIZE", "0"),
+    ("HEADRACE_CELERY_MAX_FIELD_BYTES", "64KB"),
+    ("HEADRACE_CELERY_RETENTION_DAYS", "-7"),
     ("HEADRACE_SHUTDOWN_TIMEOUT", "inf"),
     ("HEADRACE_SHUTDOWN_TIMEOUT", "forever"),
 ]

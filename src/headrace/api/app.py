@@ -22,6 +22,7 @@ from headrace.api import (
     events,
     flow_run_inputs,
     flow_runs,
+    flower,
     flows,
     logs,
     sockets,
@@ -66,6 +67,7 @@ def create_app(server: Server) -> FastAPI:
     api.include_router(task_subscriptions.router)
 
     app.include_router(api)
+    app.include_router(flower.router)  # Flower's read API, beside /api
     _install_error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=server.settings.max_body_bytes)
     return app

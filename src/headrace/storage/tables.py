@@ -435,3 +435,81 @@ task_run_queue = sa.Table(
     sa.Index(None, "claimed_by"),
     sa.Index(None, "lease_until"),
 )
+
+# ---- celery monitor (migration 0010) ----
+
+# One row per Celery task, folded from its events (``celery_monitor/fold.py``).
+# Times are epoch seconds, as Celery and Flower give them. ``received``,
+# ``started`` and ``name`` are the sort keys of Flower's task list; they hold 0 /
+# "" while unknown (not NULL), so one plain index serves both sort directions
+# with Flower's "unknown first when ascending" order on both backends.
+celery_tasks = sa.Table(
+    "celery_tasks",
+    metadata,
+    sa.Column("uuid", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("timestamp", sa.Float, nullable=False),
+    sa.Column("name", sa.String(255), nullable=False, server_default=""),
+    sa.Column("worker", sa.String(255)),
+    sa.Column("client", sa.String(255)),
+    sa.Column("args", sa.Text),
+    sa.Column("kwargs", sa.Text),
+    sa.Column("result", sa.Text),
+    sa.Column("exception", sa.Text),
+    sa.Column("traceback", sa.Text),
+    sa.Column("eta", sa.Text),
+    sa.Column("expires", sa.Text),
+    sa.Column("retries", sa.Integer),
+    sa.Column("runtime", sa.Float),
+    sa.Column("exchange", sa.String(255)),
+    sa.Column("routing_key", sa.String(255)),
+    sa.Column("root_id", sa.String(255)),
+    sa.Column("parent_id", sa.String(255)),
+    sa.Column("clock", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("sent", sa.Float),
+    sa.Column("received", sa.Float, nullable=False, server_default="0"),
+    sa.Column("started", sa.Float, nullable=False, server_default="0"),
+    sa.Column("succeeded", sa.Float),
+    sa.Column("failed", sa.Float),
+    sa.Column("retried", sa.Float),
+    sa.Column("revoked", sa.Float),
+    sa.Column("rejected", sa.Float),
+    sa.Index(None, "timestamp", "uuid"),
+    sa.Index(None, "received", "uuid"),
+    sa.Index(None, "started", "uuid"),
+    sa.Index(None, "name", "timestamp"),
+    sa.Index(None, "state", "timestamp"),
+    sa.Index(None, "worker", "timestamp"),
+    sa.Index(None, "parent_id"),
+)
+
+# Every task name seen, so ``/flower/api/task/types`` never scans the tasks.
+celery_task_types = sa.Table(
+    "celery_task_types",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+)
+
+# One row per Celery worker: its latest heartbeat fields, updated in place.
+# ``heartbeat`` is the monitor's clock at the newest sign of life (NULL after a
+# goodbye); ``info`` holds the latest ``inspect`` answers (``?refresh=1``).
+celery_workers = sa.Table(
+    "celery_workers",
+    metadata,
+    sa.Column("hostname", sa.String(255), primary_key=True),
+    sa.Column("freq", sa.Float, nullable=False),
+    sa.Column("pid", sa.Integer),
+    sa.Column("sw_ident", sa.Text),
+    sa.Column("sw_ver", sa.Text),
+    sa.Column("sw_sys", sa.Text),
+    sa.Column("active", sa.Integer),
+    sa.Column("processed", sa.Integer),
+    sa.Column("loadavg", json_column()),
+    sa.Column("clock", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("timestamp", sa.Float),
+    sa.Column("heartbeat", sa.Float),
+    sa.Column("alive_at", sa.Float),
+    sa.Column("offline_at", sa.Float),
+    sa.Column("info", json_column()),
+    sa.Column("info_updated", sa.Float),
+)
