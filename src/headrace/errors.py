@@ -19,6 +19,10 @@ class AlreadyExists(HeadraceError):
     """A uniqueness rule was violated."""
 
 
+class Conflict(HeadraceError):
+    """The request conflicts with the object's current state or rules (HTTP 409)."""
+
+
 class InvalidInput(HeadraceError):
     """The request is well-formed JSON but asks for something impossible."""
 

@@ -23,10 +23,12 @@ from headrace.events.relay import EventRelay
 from headrace.events.stream import Broadcaster
 from headrace.services.cancellation_cleanup import CancellationCleanup
 from headrace.services.late_runs import LateRuns
+from headrace.services.lease_expiry import LeaseExpiry
 from headrace.services.leases import LeaseKeeper
 from headrace.services.pause_expirations import PauseExpirations
 from headrace.services.retention import Retention
 from headrace.services.scheduler import Scheduler
+from headrace.services.slot_waiters import SlotWaiters
 from headrace.services.supervisor import ServiceLoop, Supervisor
 from headrace.services.task_redelivery import TaskRedelivery
 from headrace.settings import Settings
@@ -48,6 +50,7 @@ SERVICES: dict[str, str] = {
     "cancellation-cleanup": "cancels subflows of cancelled runs; ends stuck cancellations",
     "retention": "trims old events and logs",
     "task-redelivery": "requeues background task runs whose task worker went away",
+    "lease-expiry": "frees the slots of concurrency leases nobody renewed",
     "celery-monitor": "folds Celery events into tasks and workers (HEADRACE_CELERY_BROKER_URL)",
 }
 
@@ -67,6 +70,7 @@ def _state_notice(state: WireDict | None) -> WireDict:
             "state_details": {
                 "scheduled_time": details.get("scheduled_time"),
                 "pause_timeout": details.get("pause_timeout"),
+                "deployment_concurrency_lease_id": details.get("deployment_concurrency_lease_id"),
             },
         }
     }
@@ -126,6 +130,13 @@ class Server:
         self.task_redelivery = TaskRedelivery(self.db, self.task_queue, fallback=fallback)
         self.task_queue.on_lease = self.task_redelivery.wake_if_sooner
         self.bus.subscribe("task-queue", self.task_queue.on_notice)
+        # Concurrency slots: requests held for a slot wake on "concurrency-slots",
+        # published wherever slots are freed; lapsed leases are freed by lease-expiry.
+        self.slot_waiters = SlotWaiters(lambda: self.bus.publish("concurrency-slots", {}))
+        self.bus.subscribe("concurrency-slots", lambda _notice: self.slot_waiters.wake())
+        self.lease_expiry = LeaseExpiry(
+            self.db, released=self.slot_waiters.released, fallback=fallback
+        )
         # The one place a singleton service is registered (name -> loop).
         self.singletons: dict[str, ServiceLoop] = {
             "scheduler": self.scheduler.loop,
@@ -134,6 +145,7 @@ class Server:
             "cancellation-cleanup": self.cancellation_cleanup.loop,
             "retention": self.retention.loop,
             "task-redelivery": self.task_redelivery.loop,
+            "lease-expiry": self.lease_expiry.loop,
         }
         # The Celery monitor exists only with a broker (kombu is imported only then).
         self.celery_monitor: CeleryMonitor | None = None
@@ -192,6 +204,7 @@ class Server:
         state = None if notice is None else notice.get("state")
         for service in self._flow_run_services():
             service.notice(state)
+        self.lease_expiry.notice(state)  # a deployment run may have taken a lease
 
     def _events_committed(self, events: list[WireDict]) -> None:
         """Tell the other processes' relays which events were just stored."""

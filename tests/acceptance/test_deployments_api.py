@@ -138,6 +138,38 @@ def test_worker_rest_calls_and_bad_input(sqlite_server: RunningServer) -> None:
             == 422
         )
 
+        # enforce_parameter_schema: runs (and parameter updates) must conform.
+        schema = {
+            "type": "object",
+            "properties": {"x": {"type": "integer", "position": 0}},
+            "required": ["x"],
+        }
+        strict = http.post(
+            "deployments/",
+            json={**base, "name": "strict", "parameter_openapi_schema": schema},
+        ).json()
+        assert strict["enforce_parameter_schema"] is True
+        wrong = http.post(
+            f"deployments/{strict['id']}/create_flow_run", json={"parameters": {"x": "a"}}
+        )
+        assert wrong.status_code == 409
+        assert wrong.json()["detail"] == (
+            "Error creating flow run: Validation failed for field 'x'. "
+            "Failure reason: 'a' is not of type 'integer'"
+        )
+        missing = http.post(f"deployments/{strict['id']}/create_flow_run", json={})
+        assert missing.status_code == 409 and "'x' is a required property" in missing.text
+        lenient = http.post(
+            f"deployments/{strict['id']}/create_flow_run",
+            json={"parameters": {"x": "a"}, "enforce_parameter_schema": False},
+        )
+        assert lenient.status_code == 201
+        ok = http.post(f"deployments/{strict['id']}/create_flow_run", json={"parameters": {"x": 2}})
+        assert ok.status_code == 201 and ok.json()["parameters"] == {"x": 2}
+        bad_update = http.patch(f"deployments/{strict['id']}", json={"parameters": {"x": 1.5}})
+        assert bad_update.status_code == 409 and "field 'x'" in bad_update.json()["detail"]
+        assert http.patch(f"deployments/{strict['id']}", json={"parameters": {}}).status_code == 204
+
     # The 3.9 worker channel is answered 404 so workers fall back to REST heartbeats.
     upgrade = httpx.get(
         f"{api}/work_pools/w/workers/connect",

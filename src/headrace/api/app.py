@@ -18,6 +18,7 @@ from headrace.api import (
     block_documents,
     block_types,
     concurrency,
+    concurrency_v1,
     deployments,
     events,
     flow_run_inputs,
@@ -30,9 +31,10 @@ from headrace.api import (
     task_subscriptions,
     variables,
     work_pools,
+    work_queues,
 )
 from headrace.api.responses import JSON
-from headrace.errors import AlreadyExists, InvalidInput, NotFound, Unavailable
+from headrace.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Unavailable
 from headrace.server import Server
 
 
@@ -59,11 +61,12 @@ def create_app(server: Server) -> FastAPI:
     app.state.server = server
     api = APIRouter(prefix="/api")
     modules = (admin, flows, flow_runs, task_runs, logs, events, sockets, concurrency)
-    for module in (*modules, deployments, work_pools, flow_run_inputs):
+    for module in (*modules, deployments, work_pools, work_queues, flow_run_inputs):
         api.include_router(module.router)
     # issue #6 routers (concurrency limits, variables/artifacts/blocks, task queue) go here
     for module in (variables, artifacts, block_types, block_documents):
         api.include_router(module.router)
+    api.include_router(concurrency_v1.router)
     api.include_router(task_subscriptions.router)
 
     app.include_router(api)
@@ -82,6 +85,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(NotFound, answer(404))
     app.add_exception_handler(AlreadyExists, answer(409))
+    app.add_exception_handler(Conflict, answer(409))
     app.add_exception_handler(InvalidInput, answer(422))
 
     async def unavailable(_request: Request, exc: Exception) -> Response:

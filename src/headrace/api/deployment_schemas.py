@@ -7,13 +7,13 @@ else); computing their occurrences belongs to ``headrace.schedules``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, ConfigDict, Field
 
-from headrace.api.schemas import Body, StateCreate
+from headrace.api.schemas import MAX_OFFSET, MAX_PAGE, Body, StateCreate
 
 
 def _plain_name(value: str) -> str:
@@ -85,13 +85,20 @@ class ScheduleUpdate(Body):
     slug: str | None = Field(default=None, max_length=255)
 
 
+class ConcurrencyOptions(Body):
+    """What a deployment's runs do when its ``concurrency_limit`` is reached."""
+
+    collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"] = "ENQUEUE"
+    grace_period_seconds: int | None = Field(default=None, ge=60, le=86400)
+
+
 class _DeploymentFields(Body):
     version: str | None = Field(default=None, max_length=255)
     version_info: dict[str, Any] | None = None
     description: str | None = None
     paused: bool | None = None
     concurrency_limit: int | None = Field(default=None, gt=0)
-    concurrency_options: dict[str, Any] | None = None
+    concurrency_options: ConcurrencyOptions | None = None
     enforce_parameter_schema: bool | None = None
     parameter_openapi_schema: dict[str, Any] | None = None
     pull_steps: list[dict[str, Any]] | None = None
@@ -133,6 +140,7 @@ class DeploymentFlowRunCreate(Body):
     work_queue_name: str | None = Field(default=None, max_length=255)
     job_variables: dict[str, Any] | None = None
     labels: dict[str, Any] = Field(default_factory=dict)
+    enforce_parameter_schema: bool | None = None
 
 
 class DeploymentRunsPoll(Body):
@@ -188,3 +196,43 @@ class WorkerHeartbeat(Body):
     heartbeat_interval_seconds: int | None = Field(default=None, ge=1)
     return_id: bool = False
     metadata: dict[str, Any] | None = None
+
+
+class BranchingOptions(Body):
+    schedule_handling: Literal["keep", "remove", "inactive"] = "remove"
+
+
+class DeploymentBranch(Body):
+    """``POST /deployments/{id}/branch``: copy a deployment under a branch name."""
+
+    branch: Name
+    options: BranchingOptions = Field(default_factory=BranchingOptions)
+    overrides: DeploymentUpdate | None = None
+
+
+class QueueRunsPoll(Body):
+    """``POST /work_queues/{id}/get_runs`` (the agent-era poll of one queue)."""
+
+    scheduled_before: datetime | None = None
+    limit: int | None = Field(default=None, ge=0, le=MAX_PAGE)
+
+
+STATUS_PAGE = 200
+"""Page size of the concurrency-status views when the client sends none (reference)."""
+
+
+class ConcurrencyStatusQuery(Body):
+    """``POST /work_queues/{id}/concurrency_status``."""
+
+    page: int = Field(default=1, ge=1, le=MAX_OFFSET)
+    limit: int | None = Field(default=None, ge=0, le=MAX_PAGE)
+
+    @property
+    def per_page(self) -> int:
+        return STATUS_PAGE if self.limit is None else self.limit
+
+
+class PoolConcurrencyStatusQuery(ConcurrencyStatusQuery):
+    """``POST /work_pools/{name}/concurrency_status``; ``flow_run_limit`` is per queue."""
+
+    flow_run_limit: int = Field(default=10, ge=0, le=200)

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from headrace.api import deps
 from headrace.api.deployment_schemas import (
+    DeploymentBranch,
     DeploymentCreate,
     DeploymentFlowRunCreate,
     DeploymentRunsPoll,
@@ -17,7 +18,7 @@ from headrace.api.deployment_schemas import (
 from headrace.api.responses import JSON
 from headrace.api.schemas import Filter
 from headrace.events import emit
-from headrace.storage import deployments, flow_runs
+from headrace.storage import deployment_branches, deployments, flow_runs
 
 router = APIRouter()
 
@@ -182,6 +183,27 @@ async def delete_schedule(deployment_id: str, schedule_id: str, request: Request
         )
     deps.server(request).deployments_changed()  # the scheduler looks again
     return Response(status_code=204)
+
+
+@router.post("/deployments/{deployment_id}/branch", status_code=201)
+async def create_branch(deployment_id: str, body: DeploymentBranch, request: Request) -> Response:
+    """A copy of the deployment named ``{name}:{branch}`` (see storage.deployment_branches)."""
+    overrides = None
+    if body.overrides is not None:
+        overrides = body.overrides.wire(exclude_unset=True)
+        if body.overrides.schedules is not None:
+            overrides["schedules"] = [s.wire() for s in body.overrides.schedules]
+    async with deps.server(request).db.write() as conn:
+        branch = await deployment_branches.create_branch(
+            conn,
+            _id(deployment_id),
+            body.branch,
+            body.options.schedule_handling,
+            overrides,
+            deps.now(),
+        )
+    deps.server(request).deployments_changed()  # the scheduler looks again
+    return JSON(branch, status_code=201)
 
 
 # headrace has no automations yet. Every deployment apply clears the automations the

@@ -1,4 +1,4 @@
-"""/work_pools routes (with their queues and workers) and /work_queues by id."""
+"""/work_pools routes, with their queues and workers (/work_queues by id: work_queues.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from starlette.responses import Response
 
 from headrace.api import deps
 from headrace.api.deployment_schemas import (
+    PoolConcurrencyStatusQuery,
     WorkerHeartbeat,
     WorkerRunsPoll,
     WorkPoolCreate,
     WorkPoolUpdate,
     WorkQueueCreate,
-    WorkQueueUpdate,
 )
 from headrace.api.responses import JSON
 from headrace.api.schemas import Filter
-from headrace.storage import work_pools, work_queues
+from headrace.storage import queue_status, work_pools, work_queues
 
 router = APIRouter()
 
@@ -131,41 +131,17 @@ async def read_work_queue_by_name(name: str, queue_name: str, request: Request) 
         return JSON(await work_queues.read_queue_by_name(conn, name, queue_name, deps.now()))
 
 
-@router.post("/work_queues/filter")
-async def filter_all_work_queues(body: Filter, request: Request) -> Response:
+@router.post("/work_pools/{name}/concurrency_status")
+async def read_concurrency_status(
+    name: str, request: Request, body: PoolConcurrencyStatusQuery | None = None
+) -> Response:
+    """The runs holding the pool's slots, by queue (``prefect work-pool slots``)."""
+    body = body or PoolConcurrencyStatusQuery()
     async with deps.server(request).db.read() as conn:
-        found = await work_queues.filter_queues(
-            conn, None, body.wire(), body.limit, body.offset, deps.now()
+        found = await queue_status.pool_concurrency(
+            conn, name, body.page, body.per_page, body.flow_run_limit, deps.now()
         )
     return JSON(found)
-
-
-@router.get("/work_queues/{queue_id}")
-async def read_work_queue(queue_id: str, request: Request) -> Response:
-    async with deps.server(request).db.read() as conn:
-        queue = await work_queues.read_queue(
-            conn, deps.uuid_path(queue_id, "work queue id"), deps.now()
-        )
-    return JSON(queue)
-
-
-@router.patch("/work_queues/{queue_id}", status_code=204)
-async def update_work_queue(queue_id: str, body: WorkQueueUpdate, request: Request) -> Response:
-    async with deps.server(request).db.write() as conn:
-        await work_queues.update_queue(
-            conn,
-            deps.uuid_path(queue_id, "work queue id"),
-            body.wire(exclude_unset=True),
-            deps.now(),
-        )
-    return Response(status_code=204)
-
-
-@router.delete("/work_queues/{queue_id}", status_code=204)
-async def delete_work_queue(queue_id: str, request: Request) -> Response:
-    async with deps.server(request).db.write() as conn:
-        await work_queues.delete_queue(conn, deps.uuid_path(queue_id, "work queue id"))
-    return Response(status_code=204)
 
 
 @router.get("/collections/views/aggregate-worker-metadata")

@@ -7,9 +7,54 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from headrace.orchestration import states
 from headrace.types import SetStateStatus, StateType, WireDict
+
+
+@dataclass(frozen=True)
+class DeploymentSlots:
+    """A flow run's deployment concurrency limit, read (and locked) for one decision.
+
+    Attributes:
+        limit_id: The deployment's v2 limit.
+        limit: Its number of slots.
+        active: Whether the limit is enforced.
+        has_room: Whether one more slot fits now.
+        strategy: ``ENQUEUE`` or ``CANCEL_NEW``: what happens to a run that finds no slot.
+        lease_seconds: How long a lease secured or renewed by the server lasts
+            (the deployment's ``grace_period_seconds``, else the default).
+        lease_live: Whether the lease named in the run's current state is live
+            and covers this limit.
+        new_lease_id: The id a lease secured by this transition gets.
+    """
+
+    limit_id: str
+    limit: int
+    active: bool
+    has_room: bool
+    strategy: str
+    lease_seconds: float
+    lease_live: bool
+    new_lease_id: str
+
+
+@dataclass(frozen=True)
+class LeaseAction:
+    """A change to a deployment concurrency lease that a decision asks storage to make.
+
+    Attributes:
+        kind: ``acquire`` a new lease on ``limit_id``, ``renew`` it, or ``release`` it.
+        lease_id: The lease.
+        limit_id: The deployment's limit (acquire and renew).
+        seconds: The lease's new duration (acquire and renew).
+    """
+
+    kind: Literal["acquire", "renew", "release"]
+    lease_id: str
+    limit_id: str | None = None
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +83,8 @@ class RunView:
             run_count; ``None`` when unknown or there is no flow run.
         enclosing_flow_state: Task runs: the enclosing flow run's current
             state; ``None`` when unknown or there is no flow run.
+        deployment_slots: Flow runs: the deployment's concurrency limit, when
+            it has one and the proposal may take or keep a slot.
     """
 
     state: WireDict | None
@@ -53,6 +100,7 @@ class RunView:
     parent_task_run_id: str | None = None
     enclosing_flow_run_count: int | None = None
     enclosing_flow_state: WireDict | None = None
+    deployment_slots: DeploymentSlots | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +115,7 @@ class Decision:
         details: The OrchestrationResult ``details`` object.
         write_state: Whether ``state`` must be stored as the run's new state.
         run_update: Run columns to change along with the written state.
+        leases: Deployment concurrency lease changes to make with it.
     """
 
     status: SetStateStatus
@@ -74,6 +123,7 @@ class Decision:
     details: WireDict
     write_state: bool
     run_update: WireDict
+    leases: tuple[LeaseAction, ...] = ()
 
 
 ACCEPT_DETAILS: WireDict = {"type": "accept_details"}
@@ -105,6 +155,8 @@ class Transition:
             through as proposed (the reference reverts them otherwise).
         provisional_run: Run-column overrides with the same condition.
         after_write: Hooks to run once the written state is known.
+        provisional_leases: Lease changes kept only if the transition goes
+            through as proposed.
     """
 
     run: RunView
@@ -119,6 +171,7 @@ class Transition:
     provisional_policy: WireDict = field(default_factory=dict)
     provisional_run: WireDict = field(default_factory=dict)
     after_write: list[Hook] = field(default_factory=list)
+    provisional_leases: list[LeaseAction] = field(default_factory=list)
 
     @classmethod
     def start(cls, run: RunView, proposed: WireDict, now: datetime) -> Transition:

@@ -1,7 +1,8 @@
 """Orchestration of flow-run state transitions.
 
 `decide_flow_run` applies the rules in the reference server's order. Rules that
-need other tables are the caller's: deployment concurrency slots and leases,
+need other tables are the caller's: reading the deployment's concurrency limit
+(`RunView.deployment_slots`) and making the lease changes the decision lists,
 deleting a pause's stale run input, updating a subflow's tracking task run and
 emitting events all happen around this pure decision.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from headrace.orchestration import bookkeeping, rules, states
+from headrace.orchestration import bookkeeping, deployment_concurrency, rules, states
 from headrace.orchestration.decisions import Decision, Rule, RunView, Transition, run_rules
 from headrace.orchestration.pauses import handle_pausing_flows, handle_resuming_paused_flows
 from headrace.types import StateType, WireDict
@@ -37,7 +38,8 @@ def decide_flow_run(run: RunView, proposed: WireDict, *, force: bool, now: datet
     transition = Transition.start(run, proposed, now)
     _preserve_lease_id(transition)
     run_rules(transition, _FORCED_RULES if force else _CORE_RULES)
-    return bookkeeping.finish(transition, "flow")
+    decision = bookkeeping.finish(transition, "flow")
+    return deployment_concurrency.with_lease_actions(transition, decision)
 
 
 def _preserve_lease_id(t: Transition) -> None:
@@ -174,6 +176,8 @@ _CORE_RULES: tuple[Rule, ...] = (
     enforce_cancelling_to_cancelled,
     bypass_cancelling_with_no_infra,
     rules.prevent_pending_transitions,
+    deployment_concurrency.validate_slot_at_running,
+    deployment_concurrency.secure_slot,
     ensure_only_scheduled_flows_marked_late,
     handle_pausing_flows,
     handle_resuming_paused_flows,

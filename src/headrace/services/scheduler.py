@@ -15,8 +15,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from headrace.errors import AlreadyExists
 from headrace.scheduling import next_occurrences, parse_schedule
@@ -27,7 +30,8 @@ from headrace.types import WireDict
 
 logger = logging.getLogger(__name__)
 
-BATCH = 200  # schedules topped up per transaction
+BATCH = 200  # schedules read per query
+CHUNK = 25  # schedules topped up per transaction (keeps SQLite's writer free for the API)
 
 
 class Scheduler:
@@ -71,8 +75,8 @@ class Scheduler:
         while True:
             async with self.db.read() as conn:
                 due = await scheduling.schedules_due(conn, horizon_end, BATCH)
-            for schedule in due:
-                await self._top_up(schedule, now, horizon_end)
+            for first in range(0, len(due), CHUNK):
+                await self._top_up(due[first : first + CHUNK], now, horizon_end)
             if len(due) < BATCH:
                 break
         async with self.db.read() as conn:
@@ -81,56 +85,78 @@ class Scheduler:
         self.last_pass_seconds = time.monotonic() - started
         return None if earliest is None else earliest - self.horizon
 
-    async def _top_up(self, row: WireDict, now: datetime, horizon_end: datetime) -> None:
-        try:
-            schedule = parse_schedule(row["schedule"])
-        except ScheduleError as exc:
-            logger.error("schedule %s cannot be computed (%s); skipping it", row["id"], exc)
-            return
+    def _wanted(self, row: WireDict, now: datetime, horizon_end: datetime) -> list[datetime]:
+        """The occurrences ``row`` should have next (empty: the schedule is finished)."""
+        schedule = parse_schedule(row["schedule"])
         cursor = max(row["cursor"] or now, now)
         limit = min(row["max_scheduled_runs"] or self.max_runs, self.max_runs)
         wanted = next_occurrences(schedule, cursor, horizon_end, limit)
         if len(wanted) < self.min_runs:
             wanted = next_occurrences(schedule, cursor, None, min(self.min_runs, limit))
-        if not wanted:
-            # A finished schedule (an RRULE with COUNT/UNTIL): park its cursor far ahead.
-            wanted_cursor = horizon_end + timedelta(days=365 * 100)
-            async with self.db.write() as conn:
-                await scheduling.advance_cursor(conn, row["id"], wanted_cursor)
-            return
-        events = []
+        return wanted
+
+    async def _top_up(self, rows: list[WireDict], now: datetime, horizon_end: datetime) -> None:
+        """Materialise the next runs of ``rows`` in one short transaction."""
+        plans: list[tuple[WireDict, list[datetime]]] = []
+        for row in rows:
+            try:
+                plans.append((row, self._wanted(row, now, horizon_end)))
+            except ScheduleError as exc:
+                logger.error("schedule %s cannot be computed (%s); skipping it", row["id"], exc)
+        # A finished schedule (an RRULE with COUNT/UNTIL) parks its cursor far ahead.
+        parked = horizon_end + timedelta(days=365 * 100)
         try:
             async with self.db.write() as conn:
-                for occurrence in wanted:
-                    body = await deployments.flow_run_body(
-                        conn,
-                        row["deployment_id"],
-                        {
-                            "state": {
-                                "type": "SCHEDULED",
-                                "name": "Scheduled",
-                                "state_details": {"scheduled_time": occurrence.isoformat()},
-                            },
-                            "parameters": row["parameters"] or {},
-                            "idempotency_key": (
-                                f"scheduled {row['deployment_id']} {row['id']} {occurrence}"
-                            ),
-                            "auto_scheduled": True,
-                        },
-                        now,
-                    )
-                    body["auto_scheduled"] = True
-                    run, created = await flow_runs.create_flow_run(conn, body, now)
-                    if created:
-                        events.append(run)
-                await scheduling.advance_cursor(conn, row["id"], wanted[-1])
+                by_flow: dict[str, list[WireDict]] = defaultdict(list)
+                cursors: dict[str, datetime] = {}
+                for row, wanted in plans:
+                    cursors[row["id"]] = wanted[-1] if wanted else parked
+                    if wanted:
+                        base = await self._run_body(conn, row, now)
+                        by_flow[base["flow_id"]] += [
+                            self._occurrence(base, row, occurrence) for occurrence in wanted
+                        ]
+                created = [
+                    run
+                    for bodies in by_flow.values()
+                    for run in await flow_runs.create_flow_runs(conn, bodies, now)
+                ]
+                await scheduling.advance_cursors(conn, cursors)
         except AlreadyExists:
-            # Another scheduler materialised the same occurrence meanwhile; its
-            # cursor moved too, and the next pass starts from there.
+            # Another scheduler materialised some of these meanwhile; its cursors
+            # moved too, and the next pass starts from there.
             return
-        self.runs_created += len(events)
-        if self.publish is not None and events:
-            await self.publish(events)
+        self.runs_created += len(created)
+        if self.publish is not None and created:
+            await self.publish(created)
+
+    @staticmethod
+    async def _run_body(conn: AsyncConnection, row: WireDict, now: datetime) -> WireDict:
+        return await deployments.flow_run_body(
+            conn,
+            row["deployment_id"],
+            {
+                "parameters": row["parameters"] or {},
+                # As the reference's scheduler: schedule parameters are the
+                # deployment author's, not a caller's, to check.
+                "enforce_parameter_schema": False,
+            },
+            now,
+        )
+
+    @staticmethod
+    def _occurrence(base: WireDict, row: WireDict, occurrence: datetime) -> WireDict:
+        return {
+            **base,
+            "state": {
+                "type": "SCHEDULED",
+                "name": "Scheduled",
+                "state_details": {"scheduled_time": occurrence.isoformat()},
+            },
+            # The reference's key: a restart or a second scheduler cannot duplicate.
+            "idempotency_key": f"scheduled {row['deployment_id']} {row['id']} {occurrence}",
+            "auto_scheduled": True,
+        }
 
     async def loop(self) -> None:
         while True:

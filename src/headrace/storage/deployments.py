@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from headrace import parameters
 from headrace.errors import NotFound
-from headrace.storage import filters, runs, work_queues
+from headrace.storage import concurrency_limits, deployment_concurrency, filters, runs, work_queues
 from headrace.storage import tables as t
 from headrace.storage.common import new_id, page, row_dict
 from headrace.types import WireDict
@@ -45,19 +46,21 @@ FIELDS = (
 _DEFAULTS: WireDict = {
     "paused": False,
     "enforce_parameter_schema": True,
+    # The reference's default when the client sends none: enforcement then accepts
+    # any parameters rather than refusing every run for want of a schema.
+    "parameter_openapi_schema": {"type": "object", "properties": {}},
     "parameters": {},
     "job_variables": {},
     "tags": [],
     "labels": {},
 }
 _NOT_NULL = frozenset(_DEFAULTS)
-# Wire fields of DeploymentResponse that headrace does not model (versioning, v2 limits).
+# Wire fields of DeploymentResponse that headrace does not model (versioning).
 _UNMODELLED: WireDict = {
     "version_id": None,
     "branch": None,
     "base": None,
     "root": None,
-    "global_concurrency_limit": None,
 }
 
 
@@ -65,7 +68,9 @@ def wire_schedule(row: WireDict) -> WireDict:
     return {k: v for k, v in row.items() if k != "cursor"}
 
 
-def _wire(row: WireDict, schedules: list[WireDict], now: datetime) -> WireDict:
+def _wire(
+    row: WireDict, schedules: list[WireDict], limit: WireDict | None, now: datetime
+) -> WireDict:
     status = work_queues.polled_status(False, row["last_polled"], now)
     return {
         **_UNMODELLED,
@@ -73,6 +78,9 @@ def _wire(row: WireDict, schedules: list[WireDict], now: datetime) -> WireDict:
         "pull_steps": row["pull_steps"] or [],
         "schedules": [wire_schedule(s) for s in schedules],
         "status": status,
+        # The limit is the v2 limit; the reference always answers None here.
+        "concurrency_limit": None,
+        "global_concurrency_limit": limit,
     }
 
 
@@ -86,7 +94,8 @@ async def _wire_rows(conn: AsyncConnection, rows: list[WireDict], now: datetime)
         )
         for s in await conn.execute(stmt):
             by_deployment[str(s.deployment_id)].append(row_dict(s))
-    return [_wire(r, by_deployment[r["id"]], now) for r in rows]
+    limits = await concurrency_limits.deployment_limits(conn, list(by_deployment), now)
+    return [_wire(r, by_deployment[r["id"]], limits.get(r["id"]), now) for r in rows]
 
 
 async def _row(conn: AsyncConnection, *where: Any) -> WireDict | None:
@@ -100,8 +109,10 @@ async def _queue_columns(conn: AsyncConnection, values: WireDict, now: datetime)
     if pool:
         target = await work_queues.resolve(conn, pool, queue, now)
         return {k: target[k] for k in ("work_queue_id", "work_queue_name")}
-    # A queue name without a pool: headrace has no agent pool to put it in.
-    return {"work_queue_id": None, "work_queue_name": queue}
+    if queue:  # without a pool: the queue of that name in the default agent pool
+        target = await work_queues.ensure_poolless_queue(conn, queue, now)
+        return {"work_queue_id": target["id"], "work_queue_name": queue}
+    return {"work_queue_id": None, "work_queue_name": None}
 
 
 async def upsert_deployment(
@@ -137,6 +148,9 @@ async def upsert_deployment(
             sa.delete(t.deployment_schedules).where(_ds.deployment_id == deployment_id)
         )
     await create_schedules(conn, deployment_id, body.get("schedules") or [], now)
+    if "concurrency_limit" in body:
+        limit = body["concurrency_limit"]
+        await concurrency_limits.set_deployment_limit(conn, deployment_id, limit, now)
     return await read_deployment(conn, deployment_id, now), existing is None
 
 
@@ -166,6 +180,15 @@ async def update_deployment(
         raise NotFound("Deployment not found")
     values = {k: v for k, v in changes.items() if k in FIELDS}
     values = {k: v for k, v in values.items() if v is not None or k not in _NOT_NULL}
+    if changes.get("parameters") is not None:
+        enforce = changes.get("enforce_parameter_schema")
+        if enforce if enforce is not None else existing["enforce_parameter_schema"]:
+            parameters.check(
+                changes["parameters"],
+                changes.get("parameter_openapi_schema") or existing["parameter_openapi_schema"],
+                "updating deployment",
+                ignore_required=True,
+            )
     if "work_pool_name" in values or "work_queue_name" in values:
         merged = {
             "work_pool_name": existing["work_pool_name"],
@@ -176,6 +199,9 @@ async def update_deployment(
     await conn.execute(
         sa.update(t.deployments).where(_dp.id == deployment_id).values(**values, updated=now)
     )
+    if "concurrency_limit" in changes:
+        limit = changes["concurrency_limit"]
+        await concurrency_limits.set_deployment_limit(conn, deployment_id, limit, now)
     if values.get("paused") and not existing["paused"]:
         await _drop_scheduled_runs(conn, deployment_id, auto_only=True)
         await _reset_cursors(conn, sa.true(), deployment_id)
@@ -193,6 +219,7 @@ async def delete_deployment(conn: AsyncConnection, deployment_id: str) -> None:
     if result.rowcount == 0:
         raise NotFound("Deployment not found")
     await conn.execute(sa.delete(t.deployment_schedules).where(_ds.deployment_id == deployment_id))
+    await concurrency_limits.delete_deployment_limit(conn, deployment_id)
     await _drop_scheduled_runs(conn, deployment_id, auto_only=False)
 
 
@@ -344,21 +371,25 @@ async def get_scheduled_flow_runs(
 ) -> list[WireDict]:
     """SCHEDULED runs of the deployments due by ``before`` (a runner's poll; no claim).
 
-    Marks the deployments polled, which makes them READY for a minute.
+    A deployment with a concurrency limit (ENQUEUE) offers no more runs than it
+    has free slots. Marks the deployments polled, which makes them READY for a minute.
     """
     if not deployment_ids:
         return []
     await conn.execute(
         sa.update(t.deployments).where(_dp.id.in_(deployment_ids)).values(last_polled=now)
     )
+    # A deployment at its concurrency limit (ENQUEUE) has nothing to offer.
+    room = await deployment_concurrency.deployment_room(conn, now)
+    wanted = [d for d in deployment_ids if room.get(d) != 0]
     stmt = sa.select(t.flow_runs).where(
-        _fr.deployment_id.in_(deployment_ids), _fr.state_type == "SCHEDULED"
+        _fr.deployment_id.in_(wanted), _fr.state_type == "SCHEDULED"
     )
     if before is not None:
         stmt = stmt.where(_fr.next_scheduled_start_time <= before)
     stmt = stmt.order_by(_fr.next_scheduled_start_time, _fr.id)
-    rows = await conn.execute(page(stmt, limit, None))
-    return [runs.wire_run(row_dict(r), now) for r in rows]
+    found = [row_dict(r) for r in await conn.execute(page(stmt, limit, None))]
+    return [runs.wire_run(r, now) for r in deployment_concurrency.within_room(found, room)]
 
 
 async def flow_run_body(
@@ -387,6 +418,14 @@ async def flow_run_body(
     elif request.get("work_queue_name"):
         queue["work_queue_name"] = request["work_queue_name"]
     tags = list(dict.fromkeys([*(deployment["tags"] or []), *(request.get("tags") or [])]))
+    run_parameters = {**(deployment["parameters"] or {}), **(request.get("parameters") or {})}
+    enforce = request.get("enforce_parameter_schema")
+    if enforce is None:
+        enforce = deployment["enforce_parameter_schema"]
+    if enforce:
+        parameters.check(
+            run_parameters, deployment["parameter_openapi_schema"], "creating flow run"
+        )
     # Without a state the run is due now (complete_state fills in scheduled_time).
     state = request.get("state") or {"type": "SCHEDULED", "name": "Scheduled"}
     return {
@@ -396,7 +435,7 @@ async def flow_run_body(
         "flow_id": deployment["flow_id"],
         "deployment_id": deployment_id,
         "deployment_version": deployment["version"],
-        "parameters": {**(deployment["parameters"] or {}), **(request.get("parameters") or {})},
+        "parameters": run_parameters,
         "job_variables": {
             **(deployment["job_variables"] or {}),
             **(request.get("job_variables") or {}),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from headrace import names, orchestration
 from headrace.errors import NotFound
-from headrace.orchestration import Decision
-from headrace.storage import filters, runs
+from headrace.orchestration import Decision, RunView
+from headrace.orchestration.decisions import DeploymentSlots
+from headrace.storage import deployment_concurrency, filters, runs
 from headrace.storage import tables as t
 from headrace.storage.common import new_id, page, row_dict
 from headrace.types import WireDict
@@ -94,9 +95,55 @@ async def create_flow_run(
         found = existing.first()
         if found is not None:
             return runs.wire_run(row_dict(found), now), False
-    flow = (await conn.execute(sa.select(t.flows.c.id).where(t.flows.c.id == flow_id))).first()
-    if flow is None:
-        raise NotFound(f"Flow {flow_id} not found")
+    await _require_flows(conn, {flow_id})
+    row, history = _new_run(body, now)
+    await conn.execute(sa.insert(t.flow_runs), [row])
+    await conn.execute(sa.insert(t.flow_run_states), [history])
+    return runs.wire_run(row, now), True
+
+
+async def create_flow_runs(
+    conn: AsyncConnection, bodies: list[WireDict], now: datetime
+) -> list[WireDict]:
+    """Insert many runs of one flow in two statements; returns the runs that were new.
+
+    Bodies whose idempotency key already exists for the flow are skipped (the
+    scheduler's path: one read for the keys, one multi-row insert per table).
+    """
+    if not bodies:
+        return []
+    flow_ids = {b["flow_id"] for b in bodies}
+    if len(flow_ids) != 1:
+        raise ValueError("create_flow_runs takes runs of one flow")
+    flow_id = flow_ids.pop()
+    await _require_flows(conn, {flow_id})
+    keys = [b["idempotency_key"] for b in bodies if b.get("idempotency_key") is not None]
+    taken: set[str] = set()
+    if keys:
+        found = await conn.execute(
+            sa.select(_fr.idempotency_key).where(
+                _fr.flow_id == flow_id, _fr.idempotency_key.in_(keys)
+            )
+        )
+        taken = {r[0] for r in found}
+    fresh = [_new_run(b, now) for b in bodies if b.get("idempotency_key") not in taken]
+    if not fresh:
+        return []
+    await conn.execute(sa.insert(t.flow_runs), [row for row, _ in fresh])
+    await conn.execute(sa.insert(t.flow_run_states), [history for _, history in fresh])
+    return [runs.wire_run(row, now) for row, _ in fresh]
+
+
+async def _require_flows(conn: AsyncConnection, flow_ids: set[str]) -> None:
+    found = await conn.execute(sa.select(t.flows.c.id).where(t.flows.c.id.in_(flow_ids)))
+    missing = flow_ids - {str(r[0]) for r in found}
+    if missing:
+        raise NotFound(f"Flow {sorted(missing)[0]} not found")
+
+
+def _new_run(body: WireDict, now: datetime) -> tuple[WireDict, WireDict]:
+    """The row of a new flow run and the history row of its first state."""
+    flow_id = body["flow_id"]
     run_id = body.get("id") or new_id()
     state, timing = orchestration.initial_state(body.get("state"), now)
     details = {**state.get("state_details", {}), "flow_run_id": run_id}
@@ -128,9 +175,7 @@ async def create_flow_run(
         **timing,
         **runs.current_state_columns(state),
     }
-    await conn.execute(sa.insert(t.flow_runs), [row])
-    await conn.execute(sa.insert(t.flow_run_states), [history])
-    return runs.wire_run(row, now), True
+    return row, history
 
 
 async def _row(conn: AsyncConnection, run_id: str) -> WireDict:
@@ -241,17 +286,17 @@ async def set_flow_run_state(
     """Apply the flow-run rules to ``proposed`` and persist what they decide."""
     row = await _row(conn, run_id)
     previous = row.get("state")
+    slots = await _deployment_slots(conn, row, proposed, force, now)
+
+    def decide(view: RunView, proposed: WireDict, *, force: bool, now: datetime) -> Decision:
+        view = view if slots is None else replace(view, deployment_slots=slots)
+        return orchestration.decide_flow_run(view, proposed, force=force, now=now)
+
     decision, written = await runs.apply_transition(
-        conn,
-        t.flow_runs,
-        t.flow_run_states,
-        "flow_run_id",
-        row,
-        proposed,
-        orchestration.decide_flow_run,
-        force,
-        now,
+        conn, t.flow_runs, t.flow_run_states, "flow_run_id", row, proposed, decide, force, now
     )
+    if decision.leases:
+        await deployment_concurrency.apply_actions(conn, decision.leases, run_id, now)
     after = await _row(conn, run_id) if written is not None else row
     if written is not None and row.get("parent_task_run_id"):
         await _mirror_to_parent_task(conn, row, written, now)
@@ -263,6 +308,19 @@ async def set_flow_run_state(
     flow = await conn.execute(sa.select(t.flows.c.name).where(t.flows.c.id == row["flow_id"]))
     flow_name = flow.scalar() or ""
     return Transition(decision, runs.wire_run(after, now), written, previous, flow_name)
+
+
+async def _deployment_slots(
+    conn: AsyncConnection, row: WireDict, proposed: WireDict, force: bool, now: datetime
+) -> DeploymentSlots | None:
+    """The run's deployment concurrency limit, when this proposal may take or keep a slot."""
+    if force or not row.get("deployment_id") or proposed.get("type") not in ("PENDING", "RUNNING"):
+        return None
+    details = (row.get("state") or {}).get("state_details") or {}
+    lease_id = details.get("deployment_concurrency_lease_id")
+    return await deployment_concurrency.deployment_slots(
+        conn, str(row["deployment_id"]), None if lease_id is None else str(lease_id), now
+    )
 
 
 async def _mirror_to_parent_task(

@@ -53,3 +53,17 @@ async def advance_cursor(conn: AsyncConnection, schedule_id: str, cursor: dateti
     await conn.execute(
         sa.update(t.deployment_schedules).where(_ds.id == schedule_id).values(cursor=cursor)
     )
+
+
+async def advance_cursors(conn: AsyncConnection, cursors: dict[str, datetime]) -> None:
+    """Move many schedules' cursors in one statement (``{schedule id: cursor}``)."""
+    if not cursors:
+        return
+    stmt = (
+        sa.update(t.deployment_schedules)
+        .where(_ds.id == sa.bindparam("schedule_id"))
+        .values(cursor=sa.bindparam("new_cursor"))
+    )
+    await conn.execute(
+        stmt, [{"schedule_id": sid, "new_cursor": cursor} for sid, cursor in cursors.items()]
+    )

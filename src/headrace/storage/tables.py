@@ -319,6 +319,52 @@ service_leases = sa.Table(
 
 # ---- concurrency limits (migration 0007) ----
 
+# Global concurrency limits (v2). A v1 tag limit is the row named ``tag:<tag>``; a
+# deployment's ``concurrency_limit`` is the row whose ``deployment_id`` is set.
+# Occupancy is never a stored counter: it is the slots of the live leases that
+# cover the limit, plus ``unleased_slots`` (taken without a lease, e.g. by
+# ``rate_limit()``) as of ``unleased_at``, decaying from then at
+# ``slot_decay_per_second`` (see ``orchestration/slots.py``).
+concurrency_limits = sa.Table(
+    "concurrency_limits",
+    metadata,
+    _id(),
+    *_stamps(),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("limit", sa.Integer, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("slot_decay_per_second", sa.Float, nullable=False, server_default="0"),
+    sa.Column("unleased_slots", sa.Float, nullable=False, server_default="0"),
+    sa.Column("unleased_at", Timestamp()),
+    sa.Column("deployment_id", uuid_column()),
+    sa.UniqueConstraint("name"),
+    sa.UniqueConstraint("deployment_id"),
+)
+
+# A lease holds ``slots`` on each limit linked to it until it is released or
+# ``expires`` passes; renewing moves ``expires``. Rows of expired leases are
+# deleted by the lease-expiry service, but no count ever includes them.
+concurrency_leases = sa.Table(
+    "concurrency_leases",
+    metadata,
+    _id(),
+    sa.Column("created", Timestamp(), nullable=False),
+    sa.Column("expires", Timestamp(), nullable=False),
+    sa.Column("slots", sa.Integer, nullable=False),
+    sa.Column("holder_type", sa.String(32)),
+    sa.Column("holder_id", uuid_column()),
+    sa.Index(None, "expires"),
+    sa.Index(None, "holder_id"),
+)
+
+concurrency_lease_limits = sa.Table(
+    "concurrency_lease_limits",
+    metadata,
+    sa.Column("lease_id", uuid_column(), primary_key=True),
+    sa.Column("limit_id", uuid_column(), primary_key=True),
+    sa.Index(None, "limit_id"),
+)
+
 # ---- variables, artifacts, blocks (migration 0008) ----
 
 variables = sa.Table(

@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from headrace.errors import AlreadyExists, NotFound
+from headrace.storage import deployment_concurrency, filters, runs, work_queues
 from headrace.storage import dialect as dialects
-from headrace.storage import filters, runs, work_queues
 from headrace.storage import tables as t
 from headrace.storage.common import new_id, page, row_dict
 from headrace.types import WireDict
@@ -251,14 +251,18 @@ async def get_scheduled_flow_runs(
     used = await work_queues.active_slots(conn, [q["id"] for q in everything])
     if pool["concurrency_limit"] is not None:
         cap = min(cap, max(0, pool["concurrency_limit"] - sum(used.values())))
+    room = await deployment_concurrency.deployment_room(conn, now)  # deployment concurrency
+    full = deployment_concurrency.full_deployments(room)
     offered: list[tuple[int, Any, WireDict, str]] = []
     for queue in chosen:
         if queue["is_paused"] or cap == 0:
             continue
-        room = cap
+        queue_room = cap
         if queue["concurrency_limit"] is not None:
-            room = min(room, max(0, queue["concurrency_limit"] - used.get(queue["id"], 0)))
-        if room == 0:
+            queue_room = min(
+                queue_room, max(0, queue["concurrency_limit"] - used.get(queue["id"], 0))
+            )
+        if queue_room == 0:
             continue
         stmt = sa.select(t.flow_runs).where(
             _fr.work_queue_id == queue["id"], _fr.state_type == "SCHEDULED"
@@ -267,12 +271,20 @@ async def get_scheduled_flow_runs(
             stmt = stmt.where(_fr.next_scheduled_start_time <= before)
         if after is not None:
             stmt = stmt.where(_fr.next_scheduled_start_time >= after)
-        stmt = stmt.order_by(_fr.next_scheduled_start_time, _fr.id).limit(room)
+        if full:
+            stmt = stmt.where(sa.or_(_fr.deployment_id.is_(None), _fr.deployment_id.not_in(full)))
+        stmt = stmt.order_by(_fr.next_scheduled_start_time, _fr.id).limit(queue_room)
         for r in await conn.execute(stmt):
             run = row_dict(r)
             offered.append((queue["priority"], run["next_scheduled_start_time"], run, queue["id"]))
     offered.sort(key=lambda item: (item[0], item[1] or now))
+    queue_of = {run["id"]: queue_id for _priority, _due, run, queue_id in offered}
+    allowed = deployment_concurrency.within_room([run for _p, _d, run, _q in offered], room)
     return [
-        {"work_pool_id": pool["id"], "work_queue_id": queue_id, "flow_run": runs.wire_run(run, now)}
-        for _priority, _due, run, queue_id in offered[:cap]
+        {
+            "work_pool_id": pool["id"],
+            "work_queue_id": queue_of[run["id"]],
+            "flow_run": runs.wire_run(run, now),
+        }
+        for run in allowed[:cap]
     ]

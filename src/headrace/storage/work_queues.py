@@ -25,6 +25,8 @@ ACTIVE_STATES = ("PENDING", "RUNNING", "CANCELLING")
 """Run states that occupy a pool or queue concurrency slot."""
 
 DEFAULT_QUEUE = "default"
+DEFAULT_AGENT_POOL = "default-agent-pool"
+"""Where queues created without a pool go (the reference's name and type)."""
 UPDATABLE = frozenset(
     {"name", "description", "is_paused", "concurrency_limit", "priority", "last_polled"}
 )
@@ -118,6 +120,59 @@ async def create_queue(
     return (await _wire(conn, [row], now))[0]
 
 
+async def create_poolless_queue(conn: AsyncConnection, body: WireDict, now: datetime) -> WireDict:
+    """``POST /work_queues/``: a queue in the default agent pool, made on first use.
+
+    As in the reference, asking for ``default`` while the pool does not exist yet
+    answers with the default queue the new pool was made with.
+    """
+    from headrace.storage import work_pools  # pools create their default queue here
+
+    found = await conn.execute(
+        sa.select(t.work_pools.c.id).where(t.work_pools.c.name == DEFAULT_AGENT_POOL)
+    )
+    pool_id = found.scalar()
+    if pool_id is None:
+        pool = await work_pools.create_pool(
+            conn, {"name": DEFAULT_AGENT_POOL, "type": "prefect-agent"}, now
+        )
+        if body["name"] == DEFAULT_QUEUE:
+            return await read_queue(conn, pool["default_queue_id"], now)
+        pool_id = pool["id"]
+    row = await insert_queue(conn, str(pool_id), body, now)
+    return (await _wire(conn, [row], now))[0]
+
+
+async def ensure_poolless_queue(conn: AsyncConnection, name: str, now: datetime) -> WireDict:
+    """The queue ``name`` of the default agent pool, created (with the pool) if missing.
+
+    Where a deployment or run naming a queue but no pool is sent, as in the reference.
+    """
+    pool = sa.select(t.work_pools.c.id).where(t.work_pools.c.name == DEFAULT_AGENT_POOL)
+    row = await _queue_row(conn, _wq.work_pool_id == pool.scalar_subquery(), _wq.name == name)
+    if row is not None:
+        return row
+    return await create_poolless_queue(conn, {"name": name}, now)
+
+
+async def read_poolless_queue_by_name(conn: AsyncConnection, name: str, now: datetime) -> WireDict:
+    """``GET /work_queues/name/{name}``: the queue in the default agent pool.
+
+    Without that pool (nothing was ever created pool-less) the oldest queue of
+    that name in any pool answers, as the reference's lookup does.
+    """
+    pool = sa.select(t.work_pools.c.id).where(t.work_pools.c.name == DEFAULT_AGENT_POOL)
+    pool_id = (await conn.execute(pool)).scalar()
+    where = [_wq.name == name]
+    if pool_id is not None:
+        where.append(_wq.work_pool_id == pool_id)
+    stmt = sa.select(t.work_queues).where(*where).order_by(_wq.created, _wq.id).limit(1)
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise NotFound(f'Work queue "{name}" not found.')
+    return (await _wire(conn, [row_dict(row)], now))[0]
+
+
 async def _queue_row(conn: AsyncConnection, *where: Any) -> WireDict | None:
     row = (await conn.execute(sa.select(t.work_queues).where(*where))).first()
     return row_dict(row) if row is not None else None
@@ -138,6 +193,32 @@ async def read_queue_by_name(
     if row is None:
         raise NotFound(f'Work queue "{name}" not found in work pool "{pool_name}".')
     return (await _wire(conn, [row], now))[0]
+
+
+async def runs_in_queue(
+    conn: AsyncConnection,
+    queue_id: str,
+    before: datetime | None,
+    limit: int | None,
+    now: datetime,
+) -> list[WireDict]:
+    """``POST /work_queues/{id}/get_runs``: a poll of one queue, returning flow runs.
+
+    It is the pool poll narrowed to the queue, so pauses and concurrency limits
+    (pool, queue, deployment) hold as they do for workers, and the queue counts
+    as polled.
+    """
+    from headrace.storage import work_pools  # the pool poll builds on this module
+
+    row = await _queue_row(conn, _wq.id == queue_id)
+    if row is None:
+        raise NotFound(f"Work queue {queue_id} not found")
+    pool = sa.select(t.work_pools.c.name).where(t.work_pools.c.id == row["work_pool_id"])
+    pool_name = (await conn.execute(pool)).scalar_one()
+    offered = await work_pools.get_scheduled_flow_runs(
+        conn, pool_name, [row["name"]], before, None, limit, now
+    )
+    return [item["flow_run"] for item in offered]
 
 
 async def queue_rows(
@@ -165,14 +246,40 @@ async def filter_queues(
     clauses = []
     if pool_name is not None:
         clauses.append(_wq.work_pool_id == await pool_id_by_name(conn, pool_name))
-    own = filters.where(
-        filters.WORK_QUEUE_FIELDS, body.get("work_queues"), conn.dialect.name, "work_queues"
-    )
+    spec, prefixes = _split_prefixes(body.get("work_queues"))
+    own = filters.where(filters.WORK_QUEUE_FIELDS, spec, conn.dialect.name, "work_queues")
     if own is not None:
         clauses.append(own)
+    if prefixes is not None:
+        clauses.append(_any_prefix(prefixes))
     stmt = sa.select(t.work_queues).where(*clauses).order_by(_wq.priority, _wq.name, _wq.id)
     rows = [row_dict(r) for r in await conn.execute(page(stmt, limit, offset))]
     return await _wire(conn, rows, now)
+
+
+def _split_prefixes(spec: Any) -> tuple[Any, Any]:
+    """Take ``name.startswith_`` out of a WorkQueueFilter: here it is a list of prefixes.
+
+    (``match_work_queues``, behind ``prefect work-queue ls --match``, sends a list;
+    the shared filter compiler reads ``startswith_`` as one string.)
+    """
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), dict):
+        return spec, None
+    name = dict(spec["name"])
+    prefixes = name.pop("startswith_", None)
+    return {**spec, "name": name}, prefixes
+
+
+def _any_prefix(prefixes: Any) -> Any:
+    """Names starting with any of the prefixes, case-insensitively (as the reference)."""
+    if isinstance(prefixes, str):
+        prefixes = [prefixes]
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+        raise InvalidInput("work_queues.name.startswith_ must be a list of strings")
+    if not prefixes:
+        return sa.false()
+    escaped = [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in prefixes]
+    return sa.or_(*[_wq.name.ilike(f"{p}%", escape="\\") for p in escaped])
 
 
 async def update_queue(
