@@ -54,6 +54,9 @@ SERVICES: dict[str, str] = {
     "celery-monitor": "folds Celery events into tasks and workers (HEADRACE_CELERY_BROKER_URL)",
 }
 
+# Flow-run states that end a deployment run's hold on its concurrency slot.
+_SLOT_FREEING = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED", "SCHEDULED"})
+
 _EVENT_IDS_PER_NOTICE = 150  # keeps a notice under Postgres' 8000-byte payload limit
 
 
@@ -137,6 +140,7 @@ class Server:
         self.lease_expiry = LeaseExpiry(
             self.db, released=self.slot_waiters.released, fallback=fallback
         )
+        self.bus.subscribe("concurrency-leases", self._lease_notice)
         # The one place a singleton service is registered (name -> loop).
         self.singletons: dict[str, ServiceLoop] = {
             "scheduler": self.scheduler.loop,
@@ -205,6 +209,20 @@ class Server:
         for service in self._flow_run_services():
             service.notice(state)
         self.lease_expiry.notice(state)  # a deployment run may have taken a lease
+        if self.slot_waiters.waiting and (state is None or state.get("type") in _SLOT_FREEING):
+            # A deployment run that ended (or went back to waiting) freed its slot.
+            self.slot_waiters.wake()
+
+    def concurrency_lease_made(self, expires: datetime) -> None:
+        """A concurrency lease was made: the expiry service, wherever it runs, may wake sooner."""
+        self.bus.publish("concurrency-leases", {"expires": expires.isoformat()})
+
+    def _lease_notice(self, notice: WireDict | None) -> None:
+        expires = None if notice is None else notice.get("expires")
+        if expires is None:
+            self.lease_expiry.wake()
+        else:
+            self.lease_expiry.wake_if_sooner(datetime.fromisoformat(expires))
 
     def _events_committed(self, events: list[WireDict]) -> None:
         """Tell the other processes' relays which events were just stored."""

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from headrace import __version__
+from headrace import __version__, metrics
 from headrace.api import (
     admin,
     artifacts,
@@ -71,9 +71,17 @@ def create_app(server: Server) -> FastAPI:
 
     app.include_router(api)
     app.include_router(flower.router)  # Flower's read API, beside /api
+    app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     _install_error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=server.settings.max_body_bytes)
     return app
+
+
+async def _metrics(request: Request) -> Response:
+    """headrace's Prometheus metrics (text exposition format)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(metrics.render(request.app.state.server), media_type=CONTENT_TYPE_LATEST)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

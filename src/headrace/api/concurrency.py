@@ -132,7 +132,8 @@ def locked(grant: Grant, detail: str = "Concurrency slots are not available.") -
 
 def leases_made(request: Request, grant: Grant) -> None:
     """A new lease may expire before the expiry service's next moment."""
-    deps.server(request).lease_expiry.wake_if_sooner(grant.expires)
+    if grant.expires is not None:
+        deps.server(request).concurrency_lease_made(grant.expires)
 
 
 def slots_freed(request: Request) -> None:

@@ -114,6 +114,13 @@ def render(
     return (generate_latest(metrics.registry) if metrics is not None else b"") + text
 
 
+def monitor_text(status: dict[str, Any]) -> bytes:
+    """The monitor's own families (``headrace_celery_*``), for headrace's ``/metrics``."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(_monitor_families(status)))
+    return generate_latest(registry)
+
+
 def _monitor_families(status: dict[str, Any]) -> list[Metric]:
     counters = {
         "events_received": ("events", "Celery events read from the broker"),
