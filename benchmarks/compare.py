@@ -11,6 +11,7 @@ scenario scripts run with the client venv's python. Raw outputs go to
 examples:
   benchmarks/compare.py                                  # everything, both servers, full size
   benchmarks/compare.py --scenarios s2 s2w s3 s3x        # the scheduler scenarios of issue #5
+  benchmarks/compare.py --scenarios t1 t2 t3 t4          # background tasks + concurrency, issue #6
   benchmarks/compare.py --quick --only reference         # plumbing check
   benchmarks/compare.py --scenarios s4 --events 20000 --only headrace \\
       --reference-results benchmarks/results/20250101-120000
@@ -33,12 +34,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bg_plans
 import report
 import sched_plans
 
 REPO = Path(__file__).resolve().parent.parent
 SERVERS = ("headrace", "reference")
-ALL_SCENARIOS = ("s1", "s2", "s2w", "s3", "s3x", "s4", "s5")
+ALL_SCENARIOS = ("s1", "s2", "s2w", "s3", "s3x", "s4", "s5", "t1", "t2", "t3", "t4")
 
 DEFAULT_CMDS = {
     "headrace": f"{REPO}/.venv/bin/headrace server start --host 127.0.0.1 --port {{port}}",
@@ -69,8 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scenarios",
         nargs="+",
         default=list(ALL_SCENARIOS),
-        help="any of s1 s2 s2w s3 s3x s4 s5 (space- or comma-separated; default: all; "
-        "s3x runs against headrace only)",
+        help="any of s1 s2 s2w s3 s3x s4 s5 t1 t2 t3 t4 (space- or comma-separated; default: "
+        "all; s3x runs against headrace only)",
     )
     ap.add_argument("--only", choices=["headrace", "reference", "both"], default="both")
     ap.add_argument(
@@ -78,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="short sizes for a plumbing check: S1 10 s warm-up + 20 s, S4 10,000 events, "
         "S5 2 big flows + 2 rounds, S2 10 + 60 s, S2w 5 deployments 15 + 60 s, S3 100 "
-        "deployments, S3x 500 deployments (explicit flags still win)",
+        "deployments, S3x 500 deployments, T1 50 runs, T2 200 runs / 2 workers, T3 4 workers "
+        "10 + 20 s, T4 3 rounds (explicit flags still win)",
     )
     ap.add_argument("--duration", type=float, help="S1 measured window, s (default 120; quick 20)")
     ap.add_argument("--warmup", type=float, help="S1 warm-up, s (default 30; quick 10)")
@@ -101,6 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--concurrency", type=int, default=20, help="S5 concurrent short flows (default 20)"
     )
     sched_plans.add_args(ap)
+    bg_plans.add_args(ap)
     ap.add_argument(
         "--shared",
         type=Path,
@@ -150,6 +154,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.rounds = a.rounds if a.rounds is not None else (2 if q else 3)
     a.shared = a.shared.resolve()
     sched_plans.finish(a)
+    bg_plans.finish(a)
     return a
 
 
@@ -159,6 +164,8 @@ def scenario_plan(
     """(run name, scenario script + args, hard timeout in s excluding start-up)."""
     if scen in sched_plans.SCENARIOS:
         return sched_plans.plan(a, scen, server, out_dir)
+    if scen in bg_plans.SCENARIOS:
+        return bg_plans.plan(a, scen, server, out_dir)
     if scen == "s1":
         return (
             "s1_idle_r1",
@@ -398,6 +405,7 @@ def scenario_params(a: argparse.Namespace) -> list[str]:
         "short flows",
     }
     sched = dict(zip(sched_plans.SCENARIOS, sched_plans.params(a), strict=True))
+    sched.update(zip(bg_plans.SCENARIOS, bg_plans.params(a), strict=True))
     return [own.get(s) or sched[s] for s in a.scenarios]
 
 

@@ -6,7 +6,8 @@ Goals come from the performance issues; the ones stated relative to the
 reference use this run's reference figure, or an earlier run's
 (``--reference-results``), or a documented figure (marked "doc", with its
 source under the table). S1/S4/S5 are declared here, the scheduler scenarios
-S2/S2w/S3/S3x in ``sched_metrics.py``.
+S2/S2w/S3/S3x in ``sched_metrics.py``, the background-task and concurrency
+scenarios T1-T4 in ``bg_metrics.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import bg_metrics
 import sched_metrics
 from goals import AtLeast, Doc, Goal, Metric, get, ms
 
@@ -75,6 +77,8 @@ def scenario_errors(scenario: str, data: dict[str, Any]) -> list[str]:
         return ["no scenario output"]
     if scenario in sched_metrics.SCENARIOS:
         return sched_metrics.scenario_errors(scenario, data)
+    if scenario in bg_metrics.SCENARIOS:
+        return bg_metrics.scenario_errors(scenario, data)
     errs: list[str] = []
     if scenario == "s1" and data.get("health_ok_at_end") is False:
         errs.append("/health failed at the end of the window")
@@ -269,6 +273,7 @@ METRICS = [
     ),
     Metric("s5", "s5.rss_peak", "RSS peak", "MiB", lambda d, m: d.get("rss_mb_peak")),
     *sched_metrics.METRICS,
+    *bg_metrics.METRICS,
 ]
 
 

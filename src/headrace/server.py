@@ -159,6 +159,12 @@ class Server:
             self.celery_monitor = CeleryMonitor(self.db, settings)
             self.singletons["celery-monitor"] = self.celery_monitor.run
         chosen = list(self.singletons) if services is None else list(services)
+        unconfigured = sorted((set(chosen) & set(SERVICES)) - set(self.singletons))
+        if unconfigured:
+            raise ConfigError(
+                f"service(s) {', '.join(unconfigured)} not configured here"
+                " (celery-monitor needs HEADRACE_CELERY_BROKER_URL)"
+            )
         unknown = sorted(set(chosen) - set(self.singletons))
         if unknown:
             raise ConfigError(
