@@ -6,6 +6,7 @@ import time
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
 from tests.conftest import RunningServer
 
 
@@ -49,5 +50,7 @@ def test_metrics_follow_the_pipeline_and_the_services(sqlite_server: RunningServ
         assert time.monotonic() < deadline, "the state event was never counted as persisted"
         time.sleep(0.2)
     after = _samples(sqlite_server)
-    assert after[("headrace_event_batches_total", ())] > before[("headrace_event_batches_total", ())]
+    assert (
+        after[("headrace_event_batches_total", ())] > before[("headrace_event_batches_total", ())]
+    )
     assert after[("headrace_service_restarts_total", (("service", "scheduler"),))] == 0
