@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 CLIENT_VENV := .venv-client
 PORT ?= 4200
+# Acceptance tests mostly wait on subprocesses (servers, client processes): two
+# pytest workers keep both cores busy. Tests sharing the Celery brokers stay on one
+# worker (xdist_group "celery-broker").
+TEST_WORKERS ?= 2
 
 .PHONY: run test check bench install install-dev client clean
 
@@ -36,7 +40,8 @@ run: install
 
 ## test: install what the tests need and run the whole suite
 test: install-dev client
-	HEADRACE_CLIENT_PYTHON=$(abspath $(CLIENT_VENV))/bin/python $(VENV)/bin/python -m pytest
+	HEADRACE_CLIENT_PYTHON=$(abspath $(CLIENT_VENV))/bin/python $(VENV)/bin/python -m pytest \
+		-n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 ## check: lint, format check and type check
 check: install-dev

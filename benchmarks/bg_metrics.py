@@ -37,7 +37,8 @@ def scenario_errors(scenario: str, data: dict[str, Any]) -> list[str]:
         if not data.get("finished"):
             errs.append(
                 f"did not finish: {data.get('completed_in_server')} of {data.get('n_requested')} "
-                f"COMPLETED after {data.get('wall_s')} s"
+                f"COMPLETED after {data.get('wall_s')} s; "
+                f"{data.get('not_run_at_deadline') or data.get('lost')} never ran"
             )
     if scenario == "t4" and data.get("acquire_errors"):
         errs.append(f"{data['acquire_errors']} acquisition(s) failed")

@@ -252,6 +252,7 @@ def run(
     t_first = min((r[2] for r in rows), default=t_go)
     counts = Counter(r[0] for r in ran)
     lost = [i for i in delayed if i not in counts]
+    cut_short = bodies < len(delayed) and time.time() > deadline
     dup = [i for i, c in counts.items() if c > 1]
     unexpected = [i for i in counts if i not in delayed]
     queued = [r[3] - delayed[r[0]][2] for r in ran if r[0] in delayed]
@@ -273,8 +274,10 @@ def run(
         "delay_errors": len(delay_errors),
         "delay_error_samples": delay_errors[:5],
         "ran": len(ran),
-        "lost": len(lost),
+        # runs still not run when the deadline cut the wait short are late, not lost
+        "lost": None if cut_short else len(lost),
         "lost_samples": lost[:10],
+        "not_run_at_deadline": len(lost) if cut_short else 0,
         "duplicated": len(dup),
         "duplicated_samples": dup[:10],
         "unexpected": len(unexpected),

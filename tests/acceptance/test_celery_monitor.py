@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import RunningServer, make_server
 from tests.integration import celery_harness as h
+
+# One broker (Redis db 7, RabbitMQ): under pytest-xdist these tests share a worker.
+pytestmark = pytest.mark.xdist_group("celery-broker")
 
 
 def _flower(server: RunningServer, path: str, **params: Any) -> Any:

@@ -32,6 +32,9 @@ from tests.integration import celery_harness as h
 from headrace.storage import celery_tasks
 from headrace.storage.celery_tasks import TaskQuery
 
+# One broker (Redis db 7, RabbitMQ): under pytest-xdist these tests share a worker.
+pytestmark = pytest.mark.xdist_group("celery-broker")
+
 BROKERS = {"redis": h.REDIS_URL, "amqp": h.AMQP_URL}
 
 

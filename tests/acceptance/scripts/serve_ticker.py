@@ -10,4 +10,6 @@ def ticker(msg: str = "hi") -> str:
 
 
 if __name__ == "__main__":
-    ticker.serve(name="tick-dep", interval=3, parameters={"msg": "served"})
+    # Every 6 s: often enough for the test, not so often that a loaded machine
+    # accumulates overlapping run processes.
+    ticker.serve(name="tick-dep", interval=6, parameters={"msg": "served"})
