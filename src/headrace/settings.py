@@ -48,7 +48,7 @@ class Settings:
     services_fallback_seconds: float = 300.0
     service_lease_seconds: float = 30.0
     task_run_lease_seconds: float = 30.0
-    task_run_recheck_seconds: float = 30.0
+    task_run_recheck_seconds: float = 120.0
     task_worker_silence_seconds: float = 60.0
     celery_broker_url: str = ""
     celery_event_queue: str = "headrace.celeryev"

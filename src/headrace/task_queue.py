@@ -39,7 +39,7 @@ from headrace.types import WireDict
 logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE_SECONDS = 30.0
-DEFAULT_RECHECK_SECONDS = 30.0
+DEFAULT_RECHECK_SECONDS = 120.0
 
 Clock = Callable[[], datetime]
 

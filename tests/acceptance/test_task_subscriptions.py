@@ -349,7 +349,7 @@ async def test_a_run_delayed_on_another_process_wakes_the_subscriber_at_once(
     two_processes: tuple[RunningServer, RunningServer], key: str
 ) -> None:
     """The enqueue notice crosses processes (LISTEN/NOTIFY), so the subscriber gets
-    the run long before its 30 s re-check of storage."""
+    the run long before its 120 s re-check of storage."""
     first, second = two_processes
     async with es.http(second.api_url + "/") as other, subscriber(first, [key]) as ws:
         assert await nothing_arrives(ws)  # subscribed and idle

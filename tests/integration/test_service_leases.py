@@ -132,3 +132,19 @@ async def test_a_keeper_that_stops_renewing_is_replaced_after_its_lease(db: Data
     await wait_until(lambda: survivor.held == set(NAMES), timeout=5)
     await survivor.supervisor.stop(5)
     await dead.supervisor.stop(5)
+
+
+async def test_renew_all_extends_only_live_leases_all_held_by_the_holder(db: Database) -> None:
+    await claim(db, "a", T0)
+    async with db.write() as conn:
+        assert await service_leases.renew_all(
+            conn, NAMES, "a", T0 + timedelta(seconds=20), timedelta(seconds=30)
+        )
+    # Renewed to T0+50: b cannot take them at T0+40 ...
+    assert await claim(db, "b", T0 + timedelta(seconds=40)) == set()
+    # ... but can once a stops renewing; a's renew_all then reports the loss.
+    assert await claim(db, "b", T0 + timedelta(seconds=51)) == set(NAMES)
+    async with db.write() as conn:
+        assert not await service_leases.renew_all(
+            conn, NAMES, "a", T0 + timedelta(seconds=52), timedelta(seconds=30)
+        )

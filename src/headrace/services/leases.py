@@ -92,6 +92,14 @@ class LeaseKeeper:
     async def claim_once(self) -> float:
         """Claim, launch and halt; return seconds until the next claim."""
         now = self.clock()
+        if self.held == set(self.names):
+            # Holding every lease (one process, or the survivor): one statement renews all.
+            async with self.db.write() as conn:
+                renewed = await service_leases.renew_all(
+                    conn, self.names, self.holder, now, self.duration
+                )
+            if renewed:
+                return next_check(now, self.duration, True, [])
         async with self.db.write() as conn:
             leases = await service_leases.claim(conn, self.names, self.holder, now, self.duration)
         mine = {lease.name for lease in leases if lease.holder == self.holder}

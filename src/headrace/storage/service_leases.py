@@ -58,6 +58,23 @@ async def claim(
     return await read(conn, names)
 
 
+async def renew_all(
+    conn: AsyncConnection, names: Iterable[str], holder: str, now: datetime, duration: timedelta
+) -> bool:
+    """Extend ``holder``'s live leases on ``names`` in one statement.
+
+    Returns True when every one of them was still ``holder``'s and live (the
+    common case of a renewal); False means the caller must ``claim`` to learn more.
+    """
+    names = list(names)
+    result = await conn.execute(
+        sa.update(t.service_leases)
+        .where(_lease.name.in_(names), _lease.holder == holder, _lease.expires > now)
+        .values(expires=now + duration)
+    )
+    return result.rowcount == len(names)
+
+
 async def release(conn: AsyncConnection, names: Iterable[str], holder: str) -> None:
     """Give up ``holder``'s leases on ``names`` so another process can take them at once."""
     await conn.execute(
