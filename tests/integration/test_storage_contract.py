@@ -588,6 +588,18 @@ async def test_estimated_run_time_of_a_running_run(db: Database) -> None:
     assert stored["estimated_start_time_delta"] == pytest.approx(10.0)
 
 
+async def test_the_rules_see_that_a_run_is_a_subflow(db: Database) -> None:
+    """Suspending (a pause that reschedules) is refused for a subflow, as by the reference."""
+    flow = await make_flow(db)
+    sub = await make_run(db, flow["id"], parent_task_run_id=uid(77))
+    await set_state(db, sub["id"], "RUNNING", at(1))
+    suspend = {"type": "PAUSED", "name": "Suspended", "state_details": {"pause_reschedule": True}}
+    async with db.write() as conn:
+        transition = await flow_runs.set_flow_run_state(conn, sub["id"], suspend, False, at(2))
+    assert transition.decision.status.value == "ABORT"
+    assert transition.decision.details["reason"] == "Cannot suspend subflows."
+
+
 async def test_set_state_of_a_missing_flow_run(db: Database) -> None:
     async with db.write() as conn:
         with pytest.raises(NotFound):

@@ -93,6 +93,7 @@ def run_view(row: WireDict, state: WireDict | None) -> RunView:
         total_run_time=float(row.get("total_run_time") or 0.0),
         infrastructure_pid=row.get("infrastructure_pid"),
         deployment_id=row.get("deployment_id"),
+        parent_task_run_id=row.get("parent_task_run_id"),
         flow_run_run_count=row.get("flow_run_run_count") or 0,
     )
 
