@@ -105,6 +105,8 @@ class Server:
             horizon=timedelta(seconds=settings.scheduler_horizon_seconds),
             min_runs=settings.scheduler_min_runs,
             publish=self._announce_runs,
+            # Each schedule topped up every half horizon, many per pass.
+            refill=timedelta(seconds=settings.scheduler_horizon_seconds / 2),
         )
         fallback = settings.services_fallback_seconds
         self.late_runs = LateRuns(
@@ -112,6 +114,8 @@ class Server:
             after=timedelta(seconds=settings.late_runs_after_seconds),
             publish=self.pipeline.publish,
             fallback=fallback,
+            # Marked within 2 s of the threshold (the reference looks every 5 s).
+            window=timedelta(seconds=2),
         )
         self.pause_expirations = PauseExpirations(
             self.db, publish=self.pipeline.publish, fallback=fallback

@@ -96,3 +96,18 @@ async def test_paused_deployments_get_no_runs(db: Database) -> None:
     due = await Scheduler(db, horizon=timedelta(minutes=10)).run_once(NOW)
     assert await _scheduled(db) == []
     assert due is None
+
+
+async def test_refill_tops_up_in_fewer_larger_passes(db: Database) -> None:
+    await _deployment(db, {"interval": 60, "anchor_date": "2026-01-01T00:00:00Z"})
+    scheduler = Scheduler(db, horizon=timedelta(minutes=10), refill=timedelta(minutes=6))
+    due = await scheduler.run_once(NOW)
+    assert await _scheduled(db) == [NOW + timedelta(minutes=m) for m in range(1, 17)]
+    # Woken when the last run comes within horizon + half the refill.
+    assert due == NOW + timedelta(minutes=16 - 10 - 3)
+
+    # Before then nothing is added; just after it, a whole refill is.
+    await scheduler.run_once(NOW + timedelta(minutes=1))
+    assert len(await _scheduled(db)) == 16
+    await scheduler.run_once(due + timedelta(seconds=1))
+    assert await _scheduled(db) == [NOW + timedelta(minutes=m) for m in range(1, 20)]

@@ -43,6 +43,11 @@ class Scheduler:
         min_runs: at least this many future runs per schedule after each top-up.
         max_runs: at most this many runs created per schedule per pass.
         publish: called with the flow-run state events of the runs created.
+        refill: how far past the horizon a top-up reaches. With a refill, a schedule
+            is topped up once per ``refill`` rather than once per occurrence, and a
+            pass also takes the schedules due within the next half refill, so
+            many schedules share one pass (1000 minutely deployments: a pass
+            every few minutes instead of ~17 a second).
     """
 
     def __init__(
@@ -52,9 +57,11 @@ class Scheduler:
         min_runs: int = 3,
         max_runs: int = 100,
         publish: Callable[[list[WireDict]], Awaitable[None]] | None = None,
+        refill: timedelta = timedelta(0),
     ) -> None:
         self.db = db
         self.horizon = horizon
+        self.refill = refill
         self.min_runs = min_runs
         self.max_runs = max_runs
         self.publish = publish
@@ -71,19 +78,20 @@ class Scheduler:
         """Top up every schedule that needs it; return when the next pass is due."""
         started = time.monotonic()
         now = now or datetime.now(UTC)
-        horizon_end = now + self.horizon
+        soon = now + self.horizon + self.refill / 2
+        fill_end = now + self.horizon + self.refill
         while True:
             async with self.db.read() as conn:
-                due = await scheduling.schedules_due(conn, horizon_end, BATCH)
+                due = await scheduling.schedules_due(conn, soon, BATCH)
             for first in range(0, len(due), CHUNK):
-                await self._top_up(due[first : first + CHUNK], now, horizon_end)
+                await self._top_up(due[first : first + CHUNK], now, fill_end)
             if len(due) < BATCH:
                 break
         async with self.db.read() as conn:
             earliest = await scheduling.earliest_cursor(conn)
         self.last_pass = now
         self.last_pass_seconds = time.monotonic() - started
-        return None if earliest is None else earliest - self.horizon
+        return None if earliest is None else earliest - self.horizon - self.refill / 2
 
     def _wanted(self, row: WireDict, now: datetime, horizon_end: datetime) -> list[datetime]:
         """The occurrences ``row`` should have next (empty: the schedule is finished)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -308,6 +309,58 @@ async def set_flow_run_state(
     flow = await conn.execute(sa.select(t.flows.c.name).where(t.flows.c.id == row["flow_id"]))
     flow_name = flow.scalar() or ""
     return Transition(decision, runs.wire_run(after, now), written, previous, flow_name)
+
+
+async def set_flow_run_states(
+    conn: AsyncConnection,
+    run_ids: list[str],
+    propose: Callable[[WireDict], WireDict | None],
+    now: datetime,
+) -> list[Transition]:
+    """Apply the flow-run rules to one proposal per run, in a few statements.
+
+    The services' bulk transitions (Late, ...): ``propose`` sees each run's row
+    as it is inside this transaction and returns the state to propose, or None
+    to leave the run alone (unknown runs are skipped). Proposals that take a
+    deployment slot, and subflows (whose parent task mirrors them), go through
+    ``set_flow_run_state`` one by one.
+    """
+    if not run_ids:
+        return []
+    # Locked on Postgres so a transition committed meanwhile is seen, not overwritten.
+    stmt = sa.select(t.flow_runs).where(_fr.id.in_(run_ids)).with_for_update()
+    rows = {str(r.id): row_dict(r) for r in await conn.execute(stmt)}
+    flow_ids = sorted({str(row["flow_id"]) for row in rows.values()})
+    names_result = await conn.execute(
+        sa.select(t.flows.c.id, t.flows.c.name).where(t.flows.c.id.in_(flow_ids))
+    )
+    flow_names = {str(flow_id): name for flow_id, name in names_result}
+    planned: dict[str, runs.Planned] = {}
+    transitions: list[Transition] = []
+    for run_id in run_ids:
+        row = rows.get(run_id)
+        proposed = None if row is None else propose(row)
+        if row is None or proposed is None:
+            continue
+        if row.get("parent_task_run_id") or proposed.get("type") in (
+            "PENDING",
+            "RUNNING",
+            "PAUSED",
+        ):
+            transitions.append(await set_flow_run_state(conn, run_id, proposed, False, now))
+            continue
+        planned[run_id] = runs.plan_transition(
+            "flow_run_id", row, proposed, orchestration.decide_flow_run, False, now
+        )
+    await runs.write_transitions(conn, t.flow_runs, t.flow_run_states, planned)
+    for run_id, p in planned.items():
+        row = rows[run_id]
+        after = row if p.run_values is None else {**row, **p.run_values}
+        name = flow_names.get(str(row["flow_id"]), "")
+        transitions.append(
+            Transition(p.decision, runs.wire_run(after, now), p.state, row.get("state"), name)
+        )
+    return transitions
 
 
 async def _deployment_slots(

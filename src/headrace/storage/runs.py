@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -98,6 +99,49 @@ def run_view(row: WireDict, state: WireDict | None) -> RunView:
     )
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A transition decided but not yet written.
+
+    Attributes:
+        decision: what the rules decided.
+        state: the state to write (with its id), or None when nothing is written.
+        history_row: the state-history row for ``state``.
+        run_values: the run row's new column values.
+    """
+
+    decision: Decision
+    state: WireDict | None = None
+    history_row: WireDict | None = None
+    run_values: WireDict | None = None
+
+
+def plan_transition(
+    run_column: str,
+    row: WireDict,
+    proposed: WireDict,
+    decide: Callable[..., Decision],
+    force: bool,
+    now: datetime,
+) -> Planned:
+    """Run the rules for ``proposed`` on ``row``; return what to write (no I/O)."""
+    decision = decide(run_view(row, row.get("state")), proposed, force=force, now=now)
+    if not decision.write_state or decision.state is None:
+        return Planned(decision)
+    state = dict(decision.state)
+    details = dict(state.get("state_details") or {})
+    details[run_column] = row["id"]
+    if run_column == "task_run_id" and row.get("flow_run_id"):
+        details["flow_run_id"] = row["flow_run_id"]
+    if run_column == "flow_run_id" and row.get("parent_task_run_id"):
+        details["task_run_id"] = row["parent_task_run_id"]
+    state["state_details"] = details
+    state.setdefault("timestamp", now)
+    state, history_row = state_row(state, run_column, row["id"], now)
+    values: dict[str, Any] = {**decision.run_update, **current_state_columns(state), "updated": now}
+    return Planned(decision, state, history_row, values)
+
+
 async def apply_transition(
     conn: AsyncConnection,
     table: sa.Table,
@@ -114,20 +158,37 @@ async def apply_transition(
     Returns the decision and the state as written (with its id), or None when
     nothing was written.
     """
-    decision = decide(run_view(row, row.get("state")), proposed, force=force, now=now)
-    if not decision.write_state or decision.state is None:
-        return decision, None
-    state = dict(decision.state)
-    details = dict(state.get("state_details") or {})
-    details[run_column] = row["id"]
-    if run_column == "task_run_id" and row.get("flow_run_id"):
-        details["flow_run_id"] = row["flow_run_id"]
-    if run_column == "flow_run_id" and row.get("parent_task_run_id"):
-        details["task_run_id"] = row["parent_task_run_id"]
-    state["state_details"] = details
-    state.setdefault("timestamp", now)
-    state, history_row = state_row(state, run_column, row["id"], now)
-    await conn.execute(sa.insert(history), [history_row])
-    values: dict[str, Any] = {**decision.run_update, **current_state_columns(state), "updated": now}
-    await conn.execute(sa.update(table).where(table.c.id == row["id"]).values(**values))
-    return decision, state
+    planned = plan_transition(run_column, row, proposed, decide, force, now)
+    await write_transitions(conn, table, history, {row["id"]: planned})
+    return planned.decision, planned.state
+
+
+async def write_transitions(
+    conn: AsyncConnection, table: sa.Table, history: sa.Table, planned: dict[str, Planned]
+) -> None:
+    """Persist planned transitions (keyed by run id): one history insert, grouped updates."""
+    writes = {run_id: p for run_id, p in planned.items() if p.run_values is not None}
+    if not writes:
+        return
+    history_rows = [p.history_row for p in writes.values() if p.history_row is not None]
+    await conn.execute(sa.insert(history), history_rows)
+    if len(writes) == 1:
+        ((run_id, only),) = writes.items()
+        await conn.execute(
+            sa.update(table).where(table.c.id == run_id).values(**only.run_values or {})
+        )
+        return
+    # executemany needs one statement shape: group the updates by the columns they set.
+    groups: dict[tuple[str, ...], list[WireDict]] = {}
+    for run_id, p in writes.items():
+        run_values = p.run_values or {}
+        params = {f"v_{k}": v for k, v in run_values.items()}
+        params["run_id"] = run_id
+        groups.setdefault(tuple(sorted(run_values)), []).append(params)
+    for columns, group in groups.items():
+        statement = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("run_id"))
+            .values({k: sa.bindparam(f"v_{k}", type_=table.c[k].type) for k in columns})
+        )
+        await conn.execute(statement, group)
