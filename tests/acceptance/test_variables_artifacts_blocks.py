@@ -16,8 +16,8 @@ from tests.conftest import RunningServer, run_client
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
-def script(server: RunningServer, name: str, tmp_path: Path) -> Any:
-    ran = run_client(server, [str(SCRIPTS / name)], tmp_path)
+def script(server: RunningServer, name: str, tmp_path: Path, *args: str) -> Any:
+    ran = run_client(server, [str(SCRIPTS / name), *args], tmp_path)
     assert ran.returncode == 0, ran.stderr[-3000:] + server.log()
     return json.loads(ran.stdout.strip().splitlines()[-1])
 
@@ -190,3 +190,29 @@ async def test_bad_input(api: httpx.AsyncClient) -> None:
         "block_documents/", content=b'{"name": ', headers={"content-type": "application/json"}
     )
     es.assert_error(malformed, 422)
+
+
+def test_default_result_storage(sqlite_server: RunningServer, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    ran = script(sqlite_server, "result_storage.py", tmp_path, str(results))
+    assert ran["initial"] is None
+    status, detail = ran["refused"]
+    assert status == 422 and "cannot be used for result storage" in detail
+    assert ran["set"]
+    # A flow that persists its result, with no storage of its own, used the server's.
+    assert ran["result"] == 42
+    assert ran["files"], "the result was not written to the server's default storage"
+    assert ran["cleared"] is None
+    assert ran["after_delete"] is None, "deleting the block it names unsets it"
+
+
+async def test_default_result_storage_bad_input(api: httpx.AsyncClient) -> None:
+    missing = str(uuid.uuid4())
+    unknown = await api.put("admin/storage", json={"default_result_storage_block_id": missing})
+    assert unknown.status_code == 404 and missing in unknown.json()["detail"]
+    for body in ({}, {"default_result_storage_block_id": "nope"}, [1]):
+        bad = await api.put("admin/storage", json=body)
+        assert bad.status_code == 422 and bad.json()["detail"]
+    assert (await api.delete("admin/storage")).status_code == 204
+    assert (await api.get("admin/storage")).json() == {"default_result_storage_block_id": None}

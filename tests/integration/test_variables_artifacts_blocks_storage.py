@@ -11,7 +11,14 @@ from tests.integration.test_storage_contract import T0, at, make_flow, make_run
 
 from headrace import blocks
 from headrace.errors import AlreadyExists, InvalidInput, NotFound
-from headrace.storage import artifacts, block_documents, block_schemas, block_types, variables
+from headrace.storage import (
+    artifacts,
+    block_documents,
+    block_schemas,
+    block_types,
+    configuration,
+    variables,
+)
 from headrace.storage.db import Database
 from headrace.types import WireDict
 
@@ -356,3 +363,38 @@ async def save_in(conn: Any, schema: WireDict, data: WireDict) -> WireDict:
         "block_type_id": schema["block_type_id"],
     }
     return await block_documents.create_block_document(conn, body, T0)
+
+
+async def test_default_result_storage_needs_a_writable_block_and_goes_with_it(
+    db: Database,
+) -> None:
+    _, plain = await register(db, "creds", SECRET_FIELDS)
+    async with db.write() as conn:
+        writable, _ = await block_schemas.create_block_schema(
+            conn,
+            {
+                "fields": CONN_FIELDS,
+                "block_type_id": plain["block_type_id"],
+                "version": "2",
+                "capabilities": ["read-path", "write-path"],
+            },
+            T0,
+        )
+    secret = await save(db, plain, "s", {"token": "t", "user": "u"})
+    store = await save(db, writable, "w", {"host": "h", "password": "p", "credentials": None})
+    async with db.write() as conn:
+        with pytest.raises(InvalidInput, match="cannot be used for result storage"):
+            await configuration.set_default_result_storage(conn, secret["id"], T0)
+        with pytest.raises(NotFound):
+            await configuration.set_default_result_storage(conn, str(uuid.uuid4()), T0)
+        await configuration.set_default_result_storage(conn, store["id"], T0)
+        # Setting it again replaces the row (an upsert on both backends).
+        await configuration.set_default_result_storage(conn, store["id"], at(1))
+    async with db.read() as conn:
+        found = await configuration.read_default_result_storage(conn)
+    assert found == {"default_result_storage_block_id": store["id"]}
+    async with db.write() as conn:
+        await block_documents.delete_block_document(conn, store["id"])
+    async with db.read() as conn:
+        found = await configuration.read_default_result_storage(conn)
+    assert found == {"default_result_storage_block_id": None}

@@ -1,6 +1,8 @@
-"""Health, readiness, version and the probes every client instance makes."""
+"""Health, readiness, version, the probes every client instance makes, and /admin settings."""
 
 from __future__ import annotations
+
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -8,6 +10,8 @@ from starlette.responses import Response
 from headrace import PREFECT_COMPAT_VERSION, __version__
 from headrace.api import deps
 from headrace.api.responses import JSON
+from headrace.api.schemas import Body
+from headrace.storage import configuration
 
 router = APIRouter()
 
@@ -51,6 +55,25 @@ async def admin_settings() -> Response:
     return JSON({"server": {"analytics_enabled": False}, "headrace": {"version": __version__}})
 
 
+class ResultStorageUpdate(Body):
+    default_result_storage_block_id: UUID
+
+
 @router.get("/admin/storage")
-async def admin_storage() -> Response:
-    return JSON({"default_result_storage_block_id": None})
+async def read_result_storage(request: Request) -> Response:
+    async with deps.server(request).db.read() as conn:
+        return JSON(await configuration.read_default_result_storage(conn))
+
+
+@router.put("/admin/storage")
+async def update_result_storage(body: ResultStorageUpdate, request: Request) -> Response:
+    block_id = str(body.default_result_storage_block_id)
+    async with deps.server(request).db.write() as conn:
+        return JSON(await configuration.set_default_result_storage(conn, block_id, deps.now()))
+
+
+@router.delete("/admin/storage", status_code=204)
+async def clear_result_storage(request: Request) -> Response:
+    async with deps.server(request).db.write() as conn:
+        await configuration.clear_default_result_storage(conn)
+    return Response(status_code=204)

@@ -317,6 +317,17 @@ service_leases = sa.Table(
     sa.Column("expires", Timestamp(), nullable=False),
 )
 
+# ---- server configuration (migration 0011) ----
+
+# Settings a client changes at run time (``/admin/storage``), one JSON value per key.
+server_configuration = sa.Table(
+    "server_configuration",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", json_column(), nullable=False),
+    sa.Column("updated", Timestamp(), nullable=False),
+)
+
 # ---- concurrency limits (migration 0007) ----
 
 # Global concurrency limits (v2). A v1 tag limit is the row named ``tag:<tag>``; a
