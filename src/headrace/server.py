@@ -134,7 +134,10 @@ class Server:
             lease_seconds=settings.task_run_lease_seconds,
             recheck_seconds=settings.task_run_recheck_seconds,
         )
-        self.task_redelivery = TaskRedelivery(self.db, self.task_queue, fallback=fallback)
+        # Lapsed claims requeued in passes at most a second apart, not one by one.
+        self.task_redelivery = TaskRedelivery(
+            self.db, self.task_queue, fallback=fallback, window=timedelta(seconds=1)
+        )
         self.task_queue.on_lease = self.task_redelivery.wake_if_sooner
         self.bus.subscribe("task-queue", self.task_queue.on_notice)
         # Concurrency slots: requests held for a slot wake on "concurrency-slots",

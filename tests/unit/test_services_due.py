@@ -46,6 +46,14 @@ def test_sleep_until_due_capped_by_fallback() -> None:
     assert sleep_seconds(NOW + timedelta(hours=2), NOW, 300) == 300
 
 
+def test_a_window_lets_what_comes_due_meanwhile_share_the_pass() -> None:
+    two = timedelta(seconds=2)
+    assert sleep_seconds(NOW + timedelta(seconds=12), NOW, 300, two) == pytest.approx(14, abs=0.01)
+    # Just past due: the pass still waits out the window instead of running at once.
+    assert sleep_seconds(NOW - timedelta(seconds=1), NOW, 300, two) == pytest.approx(1, abs=0.01)
+    assert sleep_seconds(None, NOW, 300, two) == 300
+
+
 def test_overdue_after_a_pass_retries_without_spinning() -> None:
     assert sleep_seconds(NOW, NOW, 300) == RETRY_OVERDUE_SECONDS
     assert sleep_seconds(NOW - timedelta(minutes=5), NOW, 300) == RETRY_OVERDUE_SECONDS

@@ -57,13 +57,6 @@ def test_next_due_is_earliest_start_plus_threshold() -> None:
     assert service.due_at(None) is None
 
 
-def test_a_window_delays_the_pass_so_runs_turning_late_share_it() -> None:
-    service = LateRuns(
-        cast(Database, None), after=timedelta(seconds=15), window=timedelta(seconds=2)
-    )
-    assert service.due_at(NOW) == NOW + timedelta(seconds=17)
-
-
 def test_notice_wakes_only_for_an_earlier_scheduled_run() -> None:
     service = _service()
     service.next_due = NOW + timedelta(minutes=1)

@@ -52,8 +52,7 @@ class LateRuns(DueService):
         fallback: the longest sleep, in seconds.
         clock: the time source of ``loop``.
         window: how long a pass waits after the first run turns Late, so that the
-            runs turning Late meanwhile share its transaction (1000 minutely
-            deployments: ~17 runs a second, one pass each without a window).
+            runs turning Late meanwhile share its transaction.
     """
 
     name = "late-runs"
@@ -67,14 +66,13 @@ class LateRuns(DueService):
         clock: Clock = utc_now,
         window: timedelta = timedelta(0),
     ) -> None:
-        super().__init__(publish, fallback, clock)
+        super().__init__(publish, fallback, clock, window)
         self.db = db
         self.after = after
-        self.window = window
 
     def due_at(self, earliest_start: datetime | None) -> datetime | None:
         """When the run starting at ``earliest_start`` turns Late."""
-        return None if earliest_start is None else earliest_start + self.after + self.window
+        return None if earliest_start is None else earliest_start + self.after
 
     def notice(self, state: WireDict | None) -> None:
         if state is None:

@@ -11,7 +11,7 @@ until the task queue reports a lease that lapses sooner.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from headrace.services.due import DEFAULT_FALLBACK_SECONDS, Clock, DueService, utc_now
 from headrace.storage import task_queue as queue_store
@@ -43,8 +43,9 @@ class TaskRedelivery(DueService):
         queue: TaskQueue,
         fallback: float = DEFAULT_FALLBACK_SECONDS,
         clock: Clock = utc_now,
+        window: timedelta = timedelta(0),
     ) -> None:
-        super().__init__(None, fallback, clock)
+        super().__init__(None, fallback, clock, window)
         self.db = db
         self.queue = queue
         self.requeued = 0

@@ -66,6 +66,10 @@ class Database:
             pool_size=pool_size,
             max_overflow=0,
             pool_timeout=30,
+            # Every use is a begin() block that ends in COMMIT or ROLLBACK; the
+            # pool's own rollback on return would be one more trip to the driver
+            # thread per transaction.
+            pool_reset_on_return=None,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
         )
