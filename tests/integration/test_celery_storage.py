@@ -6,66 +6,23 @@ the same call the service makes for each batch.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests import conftest
 
 from headrace.celery_monitor import search
 from headrace.celery_monitor.normalize import CeleryEvent, parse_event
 from headrace.celery_monitor.service import CeleryMonitor
 from headrace.settings import Settings
-from headrace.storage import celery_tasks, celery_workers, migrate
+from headrace.storage import celery_tasks, celery_workers
 from headrace.storage import tables as t
 from headrace.storage.celery_tasks import TaskQuery
 from headrace.storage.db import Database
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 T0 = 1_800_000_000.0
-
-
-async def _migrate(url: str) -> None:
-    database = Database(Settings(database_url=url))
-    try:
-        await migrate.upgrade(database)
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("celery") / "template.db"
-    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
-    return path
-
-
-@pytest.fixture(scope="module")
-def shared_pg_url() -> Iterator[str]:
-    if not conftest._pg_available():
-        conftest._missing("PostgreSQL on 127.0.0.1:5432")
-    name = f"headrace_celery_{uuid.uuid4().hex[:12]}"
-    conftest._psql(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    try:
-        asyncio.run(_migrate(url))
-        yield url
-    finally:
-        conftest._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        path = tmp_path / "celery.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
-    return str(request.getfixturevalue("shared_pg_url"))
 
 
 @pytest.fixture

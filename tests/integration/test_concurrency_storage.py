@@ -28,11 +28,6 @@ from headrace.storage.concurrency_leases import Holder, ZeroLimit
 from headrace.storage.db import Database
 from headrace.types import WireDict
 
-sqlite_template = contract.sqlite_template
-shared_pg_url = contract.shared_pg_url
-database_url = contract.database_url
-db = contract.db
-
 HOLDER = Holder("task_run", "00000000-0000-4000-8000-000000000001")
 
 

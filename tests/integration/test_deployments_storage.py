@@ -9,19 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.integration import test_storage_contract as contract
 from tests.integration.test_storage_contract import T0, at, make_flow, set_state
 
 from headrace.errors import AlreadyExists, InvalidInput, NotFound
 from headrace.storage import deployments, flow_runs, work_pools, work_queues
 from headrace.storage.db import Database
 from headrace.types import WireDict
-
-# The contract suite's fixtures: a migrated, empty database per test on each backend.
-sqlite_template = contract.sqlite_template
-shared_pg_url = contract.shared_pg_url
-database_url = contract.database_url
-db = contract.db
 
 CRON = {"cron": "0 * * * *", "timezone": None, "day_or": True}
 

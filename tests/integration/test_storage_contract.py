@@ -6,31 +6,24 @@ migrated database per test). Anything a backend does differently is a bug.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests import conftest
 
 from headrace.errors import NotFound
 from headrace.events import recorder
 from headrace.events.filters import EventFilter, sql_prefilter
-from headrace.settings import Settings
-from headrace.storage import events, flow_runs, flows, logs, migrate, task_runs
+from headrace.storage import events, flow_runs, flows, logs, task_runs
 from headrace.storage import tables as t
 from headrace.storage.db import Database
 from headrace.types import WireDict
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC)
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-PG_SESSION_TIMEZONE = "Asia/Kolkata"  # UTC+05:30, no daylight saving
 
 
 def at(seconds: float) -> datetime:
@@ -40,72 +33,6 @@ def at(seconds: float) -> datetime:
 def uid(n: int) -> str:
     """A fixed, ordered UUID (so ID_DESC order is known)."""
     return str(uuid.UUID(int=n, version=4))
-
-
-# -- fixtures -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file; each test gets a copy (cheaper than migrating each time)."""
-    path = tmp_path_factory.mktemp("contract") / "template.db"
-    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
-    return path
-
-
-@pytest.fixture(scope="module")
-def shared_pg_url() -> Iterator[str]:
-    """One migrated Postgres database for the module; ``db`` empties it per test.
-
-    Creating and migrating a database per test (``pg_url``) costs about a second;
-    emptying it costs milliseconds. Skips locally without Postgres, fails under CI.
-    """
-    if not conftest._pg_available():
-        conftest._missing("PostgreSQL on 127.0.0.1:5432")
-    name = f"headrace_contract_{uuid.uuid4().hex[:12]}"
-    conftest._psql(f'CREATE DATABASE "{name}"')
-    # The server's time zone must not leak into results: give sessions one that is
-    # neither UTC nor a whole number of hours away from it.
-    conftest._psql(f"ALTER DATABASE \"{name}\" SET timezone TO '{PG_SESSION_TIMEZONE}'")
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    try:
-        asyncio.run(_migrate(url))
-        yield url
-    finally:
-        conftest._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _migrate(url: str) -> None:
-    database = Database(Settings(database_url=url))
-    try:
-        await migrate.upgrade(database)
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    # Synchronous: the module fixtures use asyncio.run, which cannot nest in a test's loop.
-    if request.param == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "contract.db"
-        shutil.copyfile(template, path)
-        return f"sqlite+aiosqlite:///{path}"
-    return str(request.getfixturevalue("shared_pg_url"))
-
-
-@pytest.fixture
-async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, empty database: a copy of the SQLite template, or the shared Postgres one."""
-    database = Database(Settings(home=tmp_path, database_url=database_url))
-    if database.dialect == "postgresql":
-        async with database.write() as conn:
-            for table in t.metadata.sorted_tables:
-                await conn.execute(sa.delete(table))
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 # -- helpers ------------------------------------------------------------------

@@ -8,88 +8,29 @@ lease expiry (requeue or drop) through the redelivery service, and deletion.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
-from tests import conftest
 
 from headrace.events.recorder import TaskRunFold
 from headrace.services.task_redelivery import TaskRedelivery
 from headrace.settings import Settings
-from headrace.storage import migrate, task_runs
 from headrace.storage import tables as t
 from headrace.storage import task_queue as store
+from headrace.storage import task_runs
 from headrace.storage.db import Database
 from headrace.task_queue import TaskQueue, Waiter
 from headrace.types import WireDict
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-# -- fixtures -----------------------------------------------------------------
-
-
-async def _migrate(url: str) -> None:
-    database = Database(Settings(database_url=url))
-    try:
-        await migrate.upgrade(database)
-    finally:
-        await database.dispose()
-
-
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("task-queue") / "template.db"
-    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
-    return path
-
-
-@pytest.fixture(scope="module")
-def shared_pg_url() -> Iterator[str]:
-    if not conftest._pg_available():
-        conftest._missing("PostgreSQL on 127.0.0.1:5432")
-    name = f"headrace_queue_{uuid.uuid4().hex[:12]}"
-    conftest._psql(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    try:
-        asyncio.run(_migrate(url))
-        yield url
-    finally:
-        conftest._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        path = tmp_path / "queue.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
-    return str(request.getfixturevalue("shared_pg_url"))
-
-
-@pytest.fixture
-async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(Settings(home=tmp_path, database_url=database_url))
-    if database.dialect == "postgresql":
-        async with database.write() as conn:
-            for table in t.metadata.sorted_tables:
-                await conn.execute(sa.delete(table))
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 # -- helpers ------------------------------------------------------------------

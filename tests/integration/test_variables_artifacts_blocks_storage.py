@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 import pytest
-from tests.integration import test_storage_contract as contract
 from tests.integration.test_storage_contract import T0, at, make_flow, make_run
 
 from headrace import blocks
@@ -21,12 +20,6 @@ from headrace.storage import (
 )
 from headrace.storage.db import Database
 from headrace.types import WireDict
-
-# The contract suite's fixtures: a migrated, empty database per test on each backend.
-sqlite_template = contract.sqlite_template
-shared_pg_url = contract.shared_pg_url
-database_url = contract.database_url
-db = contract.db
 
 # -- variables -------------------------------------------------------------------------
 

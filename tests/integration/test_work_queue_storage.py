@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.integration import test_storage_contract as contract
 from tests.integration.test_storage_contract import T0, at, make_flow, set_state
 
 from headrace.errors import AlreadyExists, InvalidInput, NotFound
@@ -24,11 +23,6 @@ from headrace.storage import (
 )
 from headrace.storage.db import Database
 from headrace.types import WireDict
-
-sqlite_template = contract.sqlite_template
-shared_pg_url = contract.shared_pg_url
-database_url = contract.database_url
-db = contract.db
 
 MISSING = "00000000-0000-4000-8000-000000000000"
 CRON = {"cron": "0 * * * *", "timezone": None, "day_or": True}
