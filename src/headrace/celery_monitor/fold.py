@@ -33,7 +33,7 @@ is online until ``heartbeat + freq * 2`` (Celery's ``heartbeat_expires`` with it
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -133,7 +133,11 @@ def dominance(state: str, timestamp: float) -> tuple[Any, ...]:
 
 
 def _newest(*stamps: float | None) -> float:
-    return max((s for s in stamps if s is not None), default=_NEVER)
+    newest = _NEVER
+    for stamp in stamps:  # a plain loop: this runs several times per event
+        if stamp is not None and stamp > newest:
+            newest = stamp
+    return newest
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -168,7 +172,13 @@ def _spec_source(row: TaskRow) -> tuple[bool, float]:
 
 def apply_task_event(row: TaskRow | None, event: CeleryEvent) -> TaskRow:
     """``row`` with ``event`` folded in (a new row when ``row`` is None)."""
-    row = TaskRow(event.uuid) if row is None else dataclasses.replace(row)
+    fresh = TaskRow(event.uuid) if row is None else copy.copy(row)
+    _fold_task_event(fresh, event)
+    return fresh
+
+
+def _fold_task_event(row: TaskRow, event: CeleryEvent) -> None:
+    """Fold ``event`` into ``row`` in place (a row of this batch's own)."""
     fields = event.fields
     ts = event.timestamp
     state = state_of(event)
@@ -203,7 +213,6 @@ def apply_task_event(row: TaskRow | None, event: CeleryEvent) -> TaskRow:
     if event.subject in STATE_OF_SUBJECT:
         setattr(row, event.subject, max(ts, _newest(getattr(row, event.subject))))
     row.clock = max(row.clock, event.clock)
-    return row
 
 
 def _sign_of_life(row: WorkerRow, event: CeleryEvent) -> None:
@@ -214,11 +223,17 @@ def _sign_of_life(row: WorkerRow, event: CeleryEvent) -> None:
 
 def apply_worker_event(row: WorkerRow | None, event: CeleryEvent) -> WorkerRow:
     """``row`` with ``event`` (a worker event, or a task event its worker sent) folded in."""
-    row = WorkerRow(event.hostname) if row is None else dataclasses.replace(row)
+    fresh = WorkerRow(event.hostname) if row is None else copy.copy(row)
+    _fold_worker_event(fresh, event)
+    return fresh
+
+
+def _fold_worker_event(row: WorkerRow, event: CeleryEvent) -> None:
+    """Fold ``event`` into ``row`` in place (a row of this batch's own)."""
     ts = event.timestamp
     if event.group == "task":
         _sign_of_life(row, event)  # Celery counts task events as heartbeats too
-        return row
+        return
     newest = row.timestamp is None or ts >= row.timestamp
     if event.subject == "offline":
         row.offline_at = max(ts, _newest(row.offline_at))
@@ -239,7 +254,6 @@ def apply_worker_event(row: WorkerRow | None, event: CeleryEvent) -> WorkerRow:
         loadavg = fields.get("loadavg", row.loadavg)
         row.loadavg = loadavg if isinstance(loadavg, list) else None
     row.clock = max(row.clock, event.clock)
-    return row
 
 
 def heartbeat_expires(heartbeat: float, freq: float) -> float:
@@ -263,7 +277,11 @@ def fold_tasks(existing: dict[str, TaskRow], events: Iterable[CeleryEvent]) -> d
     for event in events:
         if event.group != "task":
             continue
-        rows[event.uuid] = apply_task_event(rows.get(event.uuid) or existing.get(event.uuid), event)
+        row = rows.get(event.uuid)
+        if row is None:  # copied once per batch, then folded into in place
+            row = rows[event.uuid] = apply_task_event(existing.get(event.uuid), event)
+        else:
+            _fold_task_event(row, event)
     return rows
 
 
@@ -275,6 +293,9 @@ def fold_workers(
     for event in events:
         if not event.hostname or (event.group == "task" and event.subject == "sent"):
             continue
-        host = event.hostname
-        rows[host] = apply_worker_event(rows.get(host) or existing.get(host), event)
+        row = rows.get(event.hostname)
+        if row is None:  # copied once per batch, then folded into in place
+            rows[event.hostname] = apply_worker_event(existing.get(event.hostname), event)
+        else:
+            _fold_worker_event(row, event)
     return rows

@@ -18,6 +18,9 @@ TEXT_FIELDS = ("args", "kwargs", "result", "exception", "traceback", "eta", "exp
 # Names, hostnames, ids and routing fields are stored in indexed 255-character columns.
 NAME_FIELDS = ("name", "root_id", "parent_id", "exchange", "routing_key", "queue")
 NAME_LIMIT = 255
+_TEXTS, _NAMES = frozenset(TEXT_FIELDS), frozenset(NAME_FIELDS)
+# Body keys that become ``CeleryEvent`` attributes, so not ``fields`` too.
+_ATTRIBUTES = frozenset(("type", "hostname", "timestamp", "clock", "uuid"))
 SUBJECT_LIMIT = 48  # a custom event's subject becomes a state (a 64-character column)
 _INT64 = 2**63 - 1
 TRUNCATED = "…[truncated by headrace: {size} bytes in all]"
@@ -36,7 +39,7 @@ class CeleryEvent:
         local_received: when the monitor received it, by its own clock.
         clock: the sender's logical clock.
         uuid: the task id ("" for worker events).
-        fields: the rest of the body, texts already bounded.
+        fields: the rest of the body (not the keys above), texts already bounded.
     """
 
     group: str
@@ -134,15 +137,25 @@ def parse_event(item: Any, local_received: float, max_field_bytes: int) -> Celer
     elif not hostname:
         return "malformed"
     fields: dict[str, Any] = {}
+    # The same rules as ``_text`` / ``_name``, arranged for the common case (a
+    # short string without NUL): this loop runs for every field of every event.
+    short = max_field_bytes // 4
     for key, value in item.items():
-        if key in TEXT_FIELDS:
-            fields[key] = _text(value, max_field_bytes)
-        elif key in NAME_FIELDS:
-            fields[key] = _name(value)
-        elif isinstance(value, str):
-            fields[key] = clean_text(truncate(value, max_field_bytes))
-        else:
+        if key in _ATTRIBUTES:
+            continue  # kept once, as the event's own attributes (queued events add up)
+        if isinstance(value, str):
+            if key in _NAMES:
+                fields[key] = _name(value)
+            elif len(value) <= short and "\x00" not in value:
+                fields[key] = value
+            else:
+                fields[key] = clean_text(truncate(value, max_field_bytes))
+        elif value is None or (key not in _TEXTS and key not in _NAMES):
             fields[key] = value
+        elif key in _TEXTS:
+            fields[key] = _text(value, max_field_bytes)
+        else:
+            fields[key] = _name(value)
     timestamp = _number(item.get("timestamp"))
     return CeleryEvent(
         group=group,

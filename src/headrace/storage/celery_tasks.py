@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from headrace.celery_monitor import search
@@ -53,7 +55,8 @@ class TaskQuery:
 
 
 def _columns(row: TaskRow) -> dict[str, Any]:
-    values = dataclasses.asdict(row)
+    # Not ``dataclasses.asdict``: its deep copy cost more than the whole fold.
+    values = {name: getattr(row, name) for name in _FIELDS}
     for key, unknown in _UNKNOWN.items():
         if values[key] is None:
             values[key] = unknown
@@ -80,17 +83,31 @@ async def read_tasks(conn: AsyncConnection, uuids: Iterable[str]) -> dict[str, T
     return found
 
 
+@functools.cache
+def _upsert_sql(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """The task upsert, compiled once per dialect: its SQL and parameter order.
+
+    Executed as driver SQL because SQLAlchemy's per-row parameter handling cost
+    three times the database's own work for a flood's batches. Both backends
+    take the values as they are (no bind processing but SQLite's ``float()``,
+    which a REAL column applies anyway).
+    """
+    stmt = dialects.insert(dialect.name, t.celery_tasks)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["uuid"],
+        set_={name: stmt.excluded[name] for name in _FIELDS if name != "uuid"},
+    )
+    compiled = stmt.compile(dialect=dialect, column_keys=_FIELDS)
+    return compiled.string, tuple(compiled.positiontup or ())
+
+
 async def upsert_tasks(conn: AsyncConnection, rows: Iterable[TaskRow]) -> None:
     """Write folded rows whole (the fold already merged them with the stored ones)."""
     values = [_columns(row) for row in rows]
     if not values:
         return
-    stmt = dialects.insert(conn.dialect.name, t.celery_tasks)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["uuid"],
-        set_={name: stmt.excluded[name] for name in _FIELDS if name != "uuid"},
-    )
-    await conn.execute(stmt, values)
+    sql, order = _upsert_sql(conn.dialect)
+    await conn.exec_driver_sql(sql, [tuple(v[name] for name in order) for v in values])
     names = sorted({v["name"] for v in values if v["name"]})
     if names:
         ignore = dialects.insert_ignore(conn.dialect.name, t.celery_task_types, "name")
@@ -206,6 +223,20 @@ async def prefetched(conn: AsyncConnection) -> list[tuple[str, str, int]]:
         .order_by(_c.worker, _c.name)
     )
     return [(worker, name, int(count)) for worker, name, count in result]
+
+
+async def failures_by_worker(conn: AsyncConnection) -> dict[str, int]:
+    """Worker -> how many of its stored tasks ended in FAILURE (the dashboard's count).
+
+    Reads only the FAILURE rows (the ``state, timestamp`` index), so its cost grows
+    with the failures kept by retention, not with every task.
+    """
+    result = await conn.execute(
+        sa.select(_c.worker, sa.func.count())
+        .where(_c.state == "FAILURE", _c.worker.is_not(None))
+        .group_by(_c.worker)
+    )
+    return {worker: int(count) for worker, count in result}
 
 
 async def task_types(conn: AsyncConnection) -> list[str]:
