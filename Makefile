@@ -8,7 +8,7 @@ PORT ?= 4200
 # worker (xdist_group "celery-broker").
 TEST_WORKERS ?= 2
 
-.PHONY: run test check bench install install-dev client clean
+.PHONY: run test check bench install install-dev client browser clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,16 @@ client: $(CLIENT_VENV)/.installed
 run: install
 	$(VENV)/bin/headrace server start --host 127.0.0.1 --port $(PORT)
 
+## browser: the system Chromium for the dashboard's browser tests (apt, as root or via sudo)
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else exit 0; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+			|| echo "could not install chromium; the browser tests will skip"; \
+	fi
+
 ## test: install what the tests need and run the whole suite
-test: install-dev client
+test: install-dev client browser
 	HEADRACE_CLIENT_PYTHON=$(abspath $(CLIENT_VENV))/bin/python $(VENV)/bin/python -m pytest \
 		-n $(TEST_WORKERS) --dist loadgroup --durations=15
 

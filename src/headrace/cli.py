@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -130,7 +130,9 @@ async def _serve(settings: Settings) -> None:
         "sqlite" if settings.is_sqlite else "postgresql",
         "on" if settings.services else "off",
     )
-    await server_class(config).serve()
+    uvicorn_server = server_class(config)
+    uvicorn_server.on_exit = app.state.close_streams
+    await uvicorn_server.serve()
 
 
 def _server_class() -> type:
@@ -143,8 +145,12 @@ def _server_class() -> type:
         would die by the signal (-15); headrace has shut down cleanly by then and
         exits 0. uvicorn also wakes ten times a second to look for a pending exit;
         here the exit signal wakes the main loop, which otherwise ticks once a
-        second (to keep the Date header current).
+        second (to keep the Date header current). ``on_exit`` (if set) is called
+        on the exit signal: it ends long-lived responses (the dashboard's live
+        streams), which uvicorn would otherwise wait for until its timeout.
         """
+
+        on_exit: Callable[[], None] | None = None
 
         async def main_loop(self) -> None:
             self._exit_requested = asyncio.Event()
@@ -158,6 +164,8 @@ def _server_class() -> type:
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
+            if self.on_exit is not None:
+                self.on_exit()
             exit_requested = getattr(self, "_exit_requested", None)
             if exit_requested is not None:
                 exit_requested.set()

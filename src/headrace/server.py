@@ -163,7 +163,11 @@ class Server:
         if settings.celery_broker_url:
             from headrace.celery_monitor.service import CeleryMonitor
 
-            self.celery_monitor = CeleryMonitor(self.db, settings)
+            # Each committed batch is announced on "celery" (the dashboard's live
+            # pages, here and in API processes on the same Postgres database).
+            self.celery_monitor = CeleryMonitor(
+                self.db, settings, on_commit=lambda notice: self.bus.publish("celery", notice)
+            )
             self.singletons["celery-monitor"] = self.celery_monitor.run
         chosen = list(self.singletons) if services is None else list(services)
         unconfigured = sorted((set(chosen) & set(SERVICES)) - set(self.singletons))

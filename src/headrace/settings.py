@@ -57,6 +57,7 @@ class Settings:
     celery_queue_size: int = 50_000
     celery_max_field_bytes: int = 65_536
     celery_retention_days: float = 7.0
+    flower_auth: str = field(default="", repr=False)  # holds passwords
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -110,6 +111,15 @@ def _celery_broker_url(value: str) -> str:
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
     if scheme not in ("redis", "rediss", "amqp", "amqps", "pyamqp"):
         raise ValueError("must be a redis://, rediss://, amqp:// or amqps:// broker URL")
+    return value
+
+
+def _basic_credentials(value: str) -> str:
+    # Flower's --basic-auth format: ``user:password``, several separated by commas.
+    for pair in value.split(","):
+        user, sep, password = pair.partition(":")
+        if not (user and sep and password):
+            raise ValueError("must be user:password (several separated by commas)")
     return value
 
 
@@ -176,7 +186,10 @@ ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HEADRACE_CELERY_QUEUE_SIZE": ("celery_queue_size", _positive_int),
     "HEADRACE_CELERY_MAX_FIELD_BYTES": ("celery_max_field_bytes", _positive_int),
     "HEADRACE_CELERY_RETENTION_DAYS": ("celery_retention_days", _positive_float),
+    "HEADRACE_FLOWER_AUTH": ("flower_auth", _basic_credentials),
 }
+
+_SECRETS = frozenset({"HEADRACE_FLOWER_AUTH"})  # never echoed in an error
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -197,5 +210,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[attr] = parse(raw.strip())
         except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+            shown = "<hidden>" if name in _SECRETS else repr(raw)
+            raise ConfigError(f"{name}={shown} is invalid: {exc}") from None
     return Settings(**values)

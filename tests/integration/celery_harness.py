@@ -136,8 +136,14 @@ async def running_monitor(
             await asyncio.to_thread(delete_amqp_queues, [settings.celery_event_queue])
 
 
-def start_worker(broker_url: str, queue: str, hostname: str, log: Path) -> subprocess.Popen[bytes]:
-    """``celery -A tinyapp worker -E --pool=solo`` on ``queue`` as ``hostname``."""
+def start_worker(
+    broker_url: str, queue: str, hostname: str, log: Path, pool: str = "solo"
+) -> subprocess.Popen[bytes]:
+    """``celery -A tinyapp worker -E --pool=solo`` on ``queue`` as ``hostname``.
+
+    ``pool="prefork"`` runs one child process instead (it can grow and shrink,
+    and a running task can be terminated).
+    """
     env = {**os.environ, "TINY_BROKER": broker_url, "TINY_QUEUE": queue}
     return subprocess.Popen(
         [
@@ -146,7 +152,8 @@ def start_worker(broker_url: str, queue: str, hostname: str, log: Path) -> subpr
             "tinyapp",
             "worker",
             "-E",
-            "--pool=solo",
+            f"--pool={pool}",
+            "--concurrency=1",
             "-n",
             hostname,
             "-Q",

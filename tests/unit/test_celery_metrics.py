@@ -19,6 +19,7 @@ STATUS = {
     "malformed": 1,
     "unknown": 0,
     "queue_batches": 2,
+    "queue_events": 1,
     "lag_seconds": 0.25,
 }
 
@@ -53,6 +54,7 @@ def test_events_runtime_and_prefetch_time() -> None:
     assert found[("flower_task_prefetch_time_seconds", task)] == 0  # reset once it finished
     assert found[("headrace_celery_gaps_total", ())] == 1
     assert found[("headrace_celery_ingest_queue_batches", ())] == 2
+    assert found[("headrace_celery_ingest_queue_events", ())] == 1
     assert found[("headrace_celery_broker_connected", ())] == 1
 
 

@@ -101,6 +101,7 @@ VALID: dict[str, tuple[str, Any]] = {
     "HEADRACE_CELERY_QUEUE_SIZE": ("2000", 2000),
     "HEADRACE_CELERY_MAX_FIELD_BYTES": ("1024", 1024),
     "HEADRACE_CELERY_RETENTION_DAYS": ("0.5", 0.5),
+    "HEADRACE_FLOWER_AUTH": ("ops:s3cret,admin:p:w", "ops:s3cret,admin:p:w"),
 }
 
 
@@ -221,6 +222,9 @@ INVALID: list[tuple[str, str]] = [
     ("HEADRACE_CELERY_QUEUE_SIZE", "0"),
     ("HEADRACE_CELERY_MAX_FIELD_BYTES", "64KB"),
     ("HEADRACE_CELERY_RETENTION_DAYS", "-7"),
+    ("HEADRACE_FLOWER_AUTH", "ops"),
+    ("HEADRACE_FLOWER_AUTH", "ops:s3cret,:nouser"),
+    ("HEADRACE_FLOWER_AUTH", "ops:"),
 ]
 
 
@@ -242,3 +246,12 @@ def test_first_invalid_variable_is_named_even_among_valid_ones() -> None:
 
     with pytest.raises(ConfigError, match="HEADRACE_DB_POOL_SIZE"):
         from_env(env)
+
+
+def test_flower_credentials_are_never_echoed() -> None:
+    with pytest.raises(ConfigError) as refused:
+        from_env({"HEADRACE_FLOWER_AUTH": "a:secretpw,nocolon"})
+
+    assert "HEADRACE_FLOWER_AUTH" in str(refused.value)
+    assert "secretpw" not in str(refused.value)
+    assert "secretpw" not in repr(from_env({"HEADRACE_FLOWER_AUTH": "a:secretpw"}))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from headrace import PREFECT_COMPAT_VERSION, __version__
+from headrace import health as health_report
 from headrace.api import deps
 from headrace.api.responses import JSON
 from headrace.api.schemas import Body
@@ -18,7 +19,13 @@ router = APIRouter()
 
 @router.get("/health")
 async def health() -> Response:
-    return JSON(True)
+    return JSON(True)  # exactly ``true``: the Prefect client compares it
+
+
+@router.get("/health/details")
+async def health_details(request: Request) -> Response:
+    """The database, each service and the Celery monitor's connection and backoff."""
+    return JSON(await health_report.details(deps.server(request)))
 
 
 @router.get("/ready")

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headrace import __version__, metrics
@@ -24,6 +24,7 @@ from headrace.api import (
     flow_run_inputs,
     flow_runs,
     flower,
+    flower_control,
     flows,
     logs,
     sockets,
@@ -36,6 +37,7 @@ from headrace.api import (
 from headrace.api.responses import JSON
 from headrace.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Unavailable
 from headrace.server import Server
+from headrace.ui.app import create_ui
 
 
 def create_app(server: Server) -> FastAPI:
@@ -71,10 +73,21 @@ def create_app(server: Server) -> FastAPI:
 
     app.include_router(api)
     app.include_router(flower.router)  # Flower's read API, beside /api
+    app.include_router(flower_control.router)  # its control API (needs auth)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    # The dashboard; uvicorn waits for open responses on shutdown, so the CLI
+    # ends the dashboard's live streams (``close_streams``) when told to stop.
+    ui = create_ui(server)
+    app.mount("/ui", ui)
+    app.state.close_streams = ui.state.feed.close
+    app.add_api_route("/", _to_dashboard, methods=["GET"], include_in_schema=False)
     _install_error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=server.settings.max_body_bytes)
     return app
+
+
+async def _to_dashboard() -> Response:
+    return RedirectResponse("/ui/")
 
 
 async def _metrics(request: Request) -> Response:

@@ -140,6 +140,7 @@ def _monitor_families(status: dict[str, Any]) -> list[Metric]:
         "connected": ("broker_connected", "1 while the monitor is connected to the broker"),
         "backoff_seconds": ("backoff_seconds", "Current wait before the next reconnect"),
         "queue_batches": ("ingest_queue_batches", "Batches read and not yet committed"),
+        "queue_events": ("ingest_queue_events", "Events read and not yet committed"),
         "lag_seconds": ("ingest_lag_seconds", "Receipt-to-commit time of the last batch"),
     }
     for key, (name, help_text) in gauges.items():

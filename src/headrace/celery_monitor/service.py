@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from headrace.celery_monitor.consumer import BATCH_EVENTS, Batch, BrokerConsumer
@@ -28,6 +29,7 @@ from headrace.errors import Unavailable
 from headrace.settings import Settings
 from headrace.storage import celery_tasks, celery_workers
 from headrace.storage.db import Database
+from headrace.types import WireDict
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +55,24 @@ class CeleryMonitor:
         committed_batches, committed_events: what reached the database.
         skipped_events: events of tasks the database refused (see the log).
         deleted_tasks, deleted_workers: removed by retention since start.
+
+    Args:
+        db: the database the rows go to.
+        settings: the frozen settings.
+        on_commit: told after each committed batch what it changed
+            (``{"tasks": bool, "workers": bool}``); the dashboard's live pages
+            hear it on the bus.
     """
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        on_commit: Callable[[WireDict], None] | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.on_commit = on_commit
         self.consumer: BrokerConsumer | None = None
         self.committed_batches = 0
         self.committed_events = 0
@@ -85,6 +100,8 @@ class CeleryMonitor:
             "events_committed": self.committed_events,
             "events_skipped": self.skipped_events,
             "queue_batches": self._batches.qsize() if self._batches is not None else 0,
+            # Read from the broker and not yet committed, wherever they wait.
+            "queue_events": max(0, (stats.events if stats else 0) - self.committed_events),
             "lag_seconds": self.lag_seconds,
         }
 
@@ -158,6 +175,13 @@ class CeleryMonitor:
         self.last_commit = time.time()
         if batch.events:
             self.lag_seconds = max(0.0, self.last_commit - batch.events[0].local_received)
+            if self.on_commit is not None:
+                self.on_commit(
+                    {
+                        "tasks": any(e.group == "task" for e in batch.events),
+                        "workers": any(e.hostname for e in batch.events),
+                    }
+                )
 
     async def write(self, events: list[CeleryEvent]) -> None:
         """Fold ``events`` into the stored rows, in one transaction."""

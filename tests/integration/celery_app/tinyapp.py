@@ -7,6 +7,7 @@ each test uses its own queue on a shared broker.
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 
@@ -41,6 +42,12 @@ def flaky(self: object, i: int) -> int:
 @app.task(name="tiny.sleepy")
 def sleepy(i: int) -> int:
     return i
+
+
+@app.task(name="tiny.nap")
+def nap(seconds: float) -> float:
+    time.sleep(seconds)  # long enough to be revoked with ``terminate`` while it runs
+    return seconds
 
 
 @app.task(name="tiny.parent")
