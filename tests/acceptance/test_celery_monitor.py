@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, make_server
+from tests.conftest import RunningServer, make_server, wait_for
 from tests.integration import celery_harness as h
 
 # One broker (Redis db 7, RabbitMQ): under pytest-xdist these tests share a worker.
@@ -32,20 +31,11 @@ def _flower(server: RunningServer, path: str, **params: Any) -> Any:
     return response.json()
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _run_tasks(server: RunningServer, queue: str, worker: str) -> None:
     """Send 5 successes and a failure to a real worker; check what the API shows."""
     # Redis events are pub/sub: only once the worker's heartbeats arrive is the
     # monitor surely listening (Flower's benchmark waits the same way).
-    _wait(lambda: _flower(server, "/workers", status="true").get(worker), 60, "the worker")
+    wait_for(lambda: _flower(server, "/workers", status="true").get(worker), 60, "the worker")
     app = h.client_app(h.REDIS_URL, queue)
     ids = [str(app.send_task("tiny.add", args=(i, 1)).id) for i in range(5)]
     failing = str(app.send_task("tiny.boom", args=(7,)).id)
@@ -55,7 +45,7 @@ def _run_tasks(server: RunningServer, queue: str, worker: str) -> None:
         states = [tasks.get(i, {}).get("state") for i in ids]
         return states == ["SUCCESS"] * 5 and tasks.get(failing, {}).get("state") == "FAILURE"
 
-    _wait(settled, 60, "the tasks' final states")
+    wait_for(settled, 60, "the tasks' final states")
     assert set(_flower(server, "/tasks", state="FAILURE")) == {failing}
     assert _flower(server, f"/task/info/{ids[2]}")["result"] == "3"
     assert _flower(server, "/workers", status="true") == {worker: True}
@@ -106,7 +96,7 @@ def test_celery_monitor_command_beside_an_api_only_server(tmp_path: Path) -> Non
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
         )
-        _wait(lambda: "consuming events" in log.read_text(), 60, "the monitor to subscribe")
+        wait_for(lambda: "consuming events" in log.read_text(), 60, "the monitor to subscribe")
         _run_tasks(server, queue, name)
         monitor.terminate()
         assert monitor.wait(30) == 0, log.read_text()

@@ -9,7 +9,6 @@ server with a page open must not wait on the page's stream.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, _missing, make_server
+from tests.conftest import RunningServer, _missing, make_server, wait_for
 from tests.integration import celery_harness as h
 
 pytestmark = pytest.mark.xdist_group("celery-broker")
@@ -85,15 +84,6 @@ def _get(server: RunningServer, path: str, **params: Any) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{server.port}{path}", params=params, timeout=10)
 
 
-def _wait(predicate: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _stored(server: RunningServer, task_ids: list[str]) -> bool:
     tasks = _get(server, "/flower/api/tasks").json()
     return all(tasks.get(i, {}).get("state") in ("SUCCESS", "FAILURE") for i in task_ids)
@@ -140,7 +130,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningS
             events.heartbeat("w1@dash")
             return "w1@dash" in _get(server, "/flower/api/workers", status="true").json()
 
-        _wait(listening, "the monitor to hear a heartbeat")
+        wait_for(listening, 60, "the monitor to hear a heartbeat")
         yield server, events
     finally:
         events.close()
@@ -168,7 +158,7 @@ def test_pages_show_workers_and_tasks(cluster: tuple[RunningServer, Events], pag
     ok = [events.task("w1@dash", "proj.add", f"({i}, 1)") for i in range(3)]
     failed = events.task("w1@dash", "proj.fail", "(7,)", outcome="failed")
     xss = events.task("w1@dash", "proj.echo", f"({XSS!r},)")
-    _wait(lambda: _stored(server, [*ok, failed, xss]), "the tasks to be stored")
+    wait_for(lambda: _stored(server, [*ok, failed, xss]), 60, "the tasks to be stored")
     base = _base(server)
 
     page.goto(f"{base}/ui/celery/workers")

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, make_server
+from tests.conftest import RunningServer, make_server, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -50,15 +50,6 @@ def _holders(server: RunningServer) -> dict[str, str]:
     ).stdout
     rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
     return {row[0]: row[1] for row in rows}
-
-
-def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _runs(http: httpx.Client) -> list[dict]:
@@ -107,7 +98,7 @@ def test_two_services_processes_share_the_work_and_survive_a_kill(
             def every_deployment_scheduled() -> bool:
                 return {r["deployment_id"] for r in _runs(http)} == deployment_ids
 
-            _wait(every_deployment_scheduled, 30, "runs of every deployment")
+            wait_for(every_deployment_scheduled, 30, "runs of every deployment")
             holders = _holders(api)
             scheduler_pid = int(holders["scheduler"].split(":")[1])
             assert scheduler_pid in (first.pid, second.pid), holders
@@ -121,7 +112,7 @@ def test_two_services_processes_share_the_work_and_survive_a_kill(
             victim.wait(10)
             killed_at = datetime.now(UTC)
 
-            _wait(
+            wait_for(
                 lambda: _holders(api)["scheduler"].split(":")[1] == str(survivor.pid),
                 LEASE_SECONDS * 4,
                 "the survivor to take the scheduler's lease",

@@ -83,7 +83,6 @@ def create_app(server: Server) -> FastAPI:
     app.add_api_route("/", _to_dashboard, methods=["GET"], include_in_schema=False)
     _install_error_handlers(app)
     app.add_middleware(BodyGuard, max_bytes=server.settings.max_body_bytes)
-    app.add_middleware(HealthProbe)
     return app
 
 
@@ -122,28 +121,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSON({"detail": errors, "exception_message": "Invalid request received."}, 422)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
-
-
-class HealthProbe:
-    """Answer ``GET /api/health`` at the edge, before routing and the middleware stack.
-
-    Every client instance, load balancer and monitor probes it, often several
-    times a second; the answer never changes (``true``, which the client compares),
-    and through FastAPI's stack it costs about five times as much.
-    """
-
-    _BODY = b"true"
-    _HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"4")]
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/api/health" and scope["method"] == "GET":
-            await send({"type": "http.response.start", "status": 200, "headers": self._HEADERS})
-            await send({"type": "http.response.body", "body": self._BODY})
-            return
-        await self.app(scope, receive, send)
 
 
 class BodyGuard:

@@ -175,22 +175,24 @@ async def pool_restart(workername: str, request: Request) -> Response:
     return await _answer(_controller(request).pool_restart(workername))
 
 
-@router.post("/worker/pool/grow/{workername:path}")
-async def pool_grow(workername: str, request: Request) -> Response:
-    controller = _controller(request)
+async def _pool_processes(request: Request) -> int:
+    """The ``n`` of pool grow/shrink (default 1; 400 below 1)."""
     n = int_arg(await _params(request), "n", 1) or 0
     if n < 1:
         raise HTTPException(400, "n must be an integer of at least 1")
-    return await _answer(controller.pool_grow(workername, n))
+    return n
+
+
+@router.post("/worker/pool/grow/{workername:path}")
+async def pool_grow(workername: str, request: Request) -> Response:
+    controller = _controller(request)
+    return await _answer(controller.pool_grow(workername, await _pool_processes(request)))
 
 
 @router.post("/worker/pool/shrink/{workername:path}")
 async def pool_shrink(workername: str, request: Request) -> Response:
     controller = _controller(request)
-    n = int_arg(await _params(request), "n", 1) or 0
-    if n < 1:
-        raise HTTPException(400, "n must be an integer of at least 1")
-    return await _answer(controller.pool_shrink(workername, n))
+    return await _answer(controller.pool_shrink(workername, await _pool_processes(request)))
 
 
 @router.post("/worker/pool/autoscale/{workername:path}")
